@@ -1,0 +1,3 @@
+from omnirelay.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""The composition root: builds every long-lived part from Settings and tears them down in order."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import sys
+
+import aiohttp
+
+from omnirelay.core.accounts import hash_key, new_key
+from omnirelay.core.billing import Billing
+from omnirelay.core.channels import ChannelService
+from omnirelay.core.keys import KeyRegistry
+from omnirelay.core.latency import LatencyBoard
+from omnirelay.core.pricing import PriceBook, load_shipped_catalog
+from omnirelay.core.router import Router
+from omnirelay.providers.openai_compat.adapter import OpenAICompatAdapter
+from omnirelay.settings import ChannelConfig, Settings
+from omnirelay.store.db import create_engine, migrate
+from omnirelay.store.repo import Store
+from omnirelay.store.writer import UsageWriter
+
+log = logging.getLogger("omnirelay")
+ADMIN_KEY_META = "admin_key_hash"
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings.resolved_database_url)
+        self.store = Store(self.engine)
+        self.writer = UsageWriter(
+            self.store,
+            flush_interval_s=settings.usage_log.flush_interval_s,
+            batch_size=settings.usage_log.batch_size,
+        )
+        self.billing = Billing(
+            self.writer, default_output_hold_tokens=settings.billing.default_output_hold_tokens
+        )
+        self.keys = KeyRegistry(self.store)
+        self.prices = PriceBook(load_shipped_catalog(), settings.models)
+        self.latency = LatencyBoard()
+        self.router = Router(settings.routing.breaker, self._adapter_for)
+        self.channels = ChannelService(self.store, self.router)
+        self._http: aiohttp.ClientSession | None = None
+        self._admin_hash = ""
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("the gateway has not been started")
+        return self._http
+
+    def _adapter_for(self, channel: ChannelConfig) -> OpenAICompatAdapter:
+        return OpenAICompatAdapter(
+            channel, self.http, connect_timeout_s=self.settings.routing.connect_timeout_s
+        )
+
+    async def start(self) -> None:
+        await migrate(self.engine)
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60
+            ),
+            # No cookies: a gateway must never carry one client's upstream session into another's call.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=True,
+        )
+        await self.keys.load()
+        await self.channels.load(self.settings.channels)
+        await self._init_admin_key()
+        self.writer.start()
+
+    async def stop(self) -> None:
+        await self.writer.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        await self.engine.dispose()
+
+    async def _init_admin_key(self) -> None:
+        from_env = os.environ.get("OMNIRELAY_ADMIN_KEY")
+        if from_env:
+            self._admin_hash = hash_key(from_env)
+            await self.store.set_meta(ADMIN_KEY_META, self._admin_hash)
+            return
+        stored = await self.store.get_meta(ADMIN_KEY_META)
+        if stored:
+            self._admin_hash = stored
+            return
+        clear = new_key()
+        self._admin_hash = hash_key(clear)
+        await self.store.set_meta(ADMIN_KEY_META, self._admin_hash)
+        # Shown once: only the hash is stored.
+        print(
+            f"omnirelay: generated the operator key (shown only now, store it safely): {clear}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def is_admin(self, clear: str | None) -> bool:
+        return bool(clear) and hmac.compare_digest(hash_key(clear or ""), self._admin_hash)

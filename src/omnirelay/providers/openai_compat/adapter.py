@@ -1,0 +1,116 @@
+"""The adapter for every OpenAI-compatible upstream: pass-through of Chat Completions bodies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import aiohttp
+import orjson
+
+from omnirelay.providers.base import Capability, FailureKind, ProviderError, UpstreamReply
+from omnirelay.providers.openai_compat.errors import http_error
+from omnirelay.settings import ChannelConfig
+
+_JSON = "application/json"
+_FORWARDED_ERROR_HEADERS = ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+
+
+class OpenAICompatAdapter:
+    id: ClassVar[str] = "openai"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
+
+    def __init__(
+        self, channel: ChannelConfig, http: aiohttp.ClientSession, *, connect_timeout_s: float = 10.0
+    ) -> None:
+        self.channel = channel
+        self._http = http
+        self._connect_s = connect_timeout_s
+        self._chat_url = f"{channel.base_url}/chat/completions"
+
+    def _headers(self, api_key: str, stream: bool) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": _JSON,
+            "Accept": "text/event-stream" if stream else _JSON,
+        }
+
+    async def _post(
+        self, body: bytes, api_key: str, limits: aiohttp.ClientTimeout, stream: bool
+    ) -> aiohttp.ClientResponse:
+        try:
+            return await self._http.post(
+                self._chat_url, data=body, headers=self._headers(api_key, stream), timeout=limits
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise ProviderError(FailureKind.TIMEOUT, "upstream timed out", retryable=True) from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderError(
+                FailureKind.CONNECT, f"upstream connection failed ({type(exc).__name__})", retryable=True
+            ) from exc
+
+    @staticmethod
+    async def _raise_for_status(resp: aiohttp.ClientResponse) -> None:
+        if resp.status < 400:
+            return
+        try:
+            raw = await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
+            raw = b""
+        finally:
+            resp.release()
+        try:
+            parsed = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        body = parsed if isinstance(parsed, dict) else None
+        headers = {h: resp.headers[h] for h in _FORWARDED_ERROR_HEADERS if h in resp.headers}
+        raise http_error(resp.status, body, headers)
+
+    async def chat(self, body: bytes, api_key: str, timeout_s: float) -> UpstreamReply:
+        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self._connect_s)
+        resp = await self._post(body, api_key, timeout, stream=False)
+        await self._raise_for_status(resp)
+        try:
+            data = await resp.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise ProviderError(FailureKind.TIMEOUT, "upstream timed out", retryable=True) from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderError(
+                FailureKind.CONNECT, "upstream dropped the connection mid-response", retryable=True
+            ) from exc
+        finally:
+            resp.release()
+        return UpstreamReply(resp.status, data, resp.headers.get("Content-Type", _JSON))
+
+    async def open_stream(self, body: bytes, api_key: str, timeout_s: float) -> aiohttp.ClientResponse:
+        """POST a streaming request; returns the response once its status says the stream began.
+
+        ``timeout_s`` bounds the wait for the first byte and every gap between chunks, not the whole
+        stream, so a long answer is never cut by it.
+        """
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_s, sock_read=timeout_s)
+        resp = await self._post(body, api_key, timeout, stream=True)
+        await self._raise_for_status(resp)
+        return resp
+
+
+async def iter_sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
+    """Yield the complete SSE events of each network read (each without its blank-line separator).
+
+    Grouping per read keeps the number of writes to the client equal to the upstream's, so a chunk is
+    forwarded as soon as it is complete and never waits for the next one.
+    """
+    buffer = b""
+    async for data in resp.content.iter_any():
+        buffer += data
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        if b"\n\n" not in buffer:
+            continue
+        *events, buffer = buffer.split(b"\n\n")
+        complete = [e for e in events if e]
+        if complete:
+            yield complete
+    if buffer.strip():
+        yield [buffer.strip()]
