@@ -71,6 +71,7 @@ class Options:
     warmup_s: int
     stream_requests: int
     spread_requests: int
+    rounds: int
     chunk_delay_ms: float
     settle_s: float
     pin: bool
@@ -89,6 +90,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--stream-requests", type=int, help="sequential streaming requests (200, --quick: 50)"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the load matrix, report medians")
     parser.add_argument(
         "--chunk-delay-ms", type=float, default=20.0, help="chunk spacing for the spread check"
     )
@@ -107,6 +109,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         warmup_s=args.warmup if args.warmup is not None else (1 if args.quick else 2),
         stream_requests=args.stream_requests or (50 if args.quick else 200),
         spread_requests=5 if args.quick else 10,
+        rounds=max(1, args.rounds),
         chunk_delay_ms=args.chunk_delay_ms,
         settle_s=0.7,
         pin=args.pin,
@@ -303,7 +306,11 @@ def health_ready(base_url: str, port: int) -> bool:
 
 def read_stat(pid: int) -> tuple[int, int]:
     """(ppid, utime+stime+cutime+cstime in clock ticks) from /proc/<pid>/stat."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
+    return parse_stat(Path(f"/proc/{pid}/stat").read_text())
+
+
+def parse_stat(raw: str) -> tuple[int, int]:
+    """The comm field (in parentheses) may hold spaces and parentheses: split after the last ')'."""
     fields = raw[raw.rindex(")") + 2 :].split()
     # fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
     return int(fields[1]), sum(int(value) for value in fields[11:15])
@@ -712,6 +719,7 @@ class LoadPoint:
     errors: dict[str, int]
     cpu_s: float
     cpu_ms_per_request: float | None
+    rounds: int = 1
 
 
 def measure_load(wrk: str, target: Target, concurrency: int, opts: Options) -> LoadPoint:
@@ -740,12 +748,54 @@ def warm_up(wrk: str, targets: Sequence[Target], opts: Options) -> None:
         run_wrk(wrk, target.chat_url, 16, opts.warmup_s, target.api_key)
 
 
-def run_load(wrk: str, targets: Sequence[Target], opts: Options, problems: list[str]) -> list[LoadPoint]:
+def run_load(
+    wrk: str, targets: Sequence[Target], opts: Options, problems: list[str]
+) -> tuple[list[LoadPoint], list[LoadPoint]]:
+    """All rounds of the load matrix; returns (per-round points, their medians)."""
+    raw: list[LoadPoint] = []
+    for number in range(1, opts.rounds + 1):
+        label = f" round {number}/{opts.rounds}" if opts.rounds > 1 else ""
+        raw += run_load_round(wrk, targets, opts, problems, label)
+    return raw, median_points(raw)
+
+
+def median_points(points: Sequence[LoadPoint]) -> list[LoadPoint]:
+    """One point per (target, concurrency): the median of each figure over the rounds."""
+    keys = list(dict.fromkeys((p.target, p.concurrency) for p in points))
+    merged = []
+    for target, concurrency in keys:
+        same = [p for p in points if (p.target, p.concurrency) == (target, concurrency)]
+        merged.append(same[0] if len(same) == 1 else median_point(same))
+    return merged
+
+
+def median_point(same: Sequence[LoadPoint]) -> LoadPoint:
+    p90s = [p.p90_ms for p in same if p.p90_ms is not None]
+    cpus = [p.cpu_ms_per_request for p in same if p.cpu_ms_per_request is not None]
+    return LoadPoint(
+        target=same[0].target,
+        concurrency=same[0].concurrency,
+        requests=sum(p.requests for p in same),
+        duration_s=sum(p.duration_s for p in same),
+        rps=statistics.median(p.rps for p in same),
+        p50_ms=statistics.median(p.p50_ms for p in same),
+        p90_ms=statistics.median(p90s) if p90s else None,
+        p99_ms=statistics.median(p.p99_ms for p in same),
+        errors={k: sum(p.errors.get(k, 0) for p in same) for k in same[0].errors},
+        cpu_s=sum(p.cpu_s for p in same),
+        cpu_ms_per_request=statistics.median(cpus) if cpus else None,
+        rounds=len(same),
+    )
+
+
+def run_load_round(
+    wrk: str, targets: Sequence[Target], opts: Options, problems: list[str], label: str
+) -> list[LoadPoint]:
     """Each concurrency level measures all targets back to back, so that they share the same noise."""
     points: list[LoadPoint] = []
     for concurrency in CONCURRENCIES:
         for target in targets:
-            log(f"load {target.name} c={concurrency} ({opts.duration_s} s)")
+            log(f"load {target.name} c={concurrency} ({opts.duration_s} s){label}")
             try:
                 point = measure_load(wrk, target, concurrency, opts)
             except (BenchError, subprocess.TimeoutExpired) as exc:
@@ -804,6 +854,7 @@ class TtfcResult:
     ttfc_p99_ms: float | None
     total_p50_ms: float | None
     cpu_ms_per_request: float | None
+    cpu_resolution_ms: float | None  # one clock tick spread over the requests
 
 
 def summarize_ttfc(target: Target, samples: list[StreamSample], cpu_s: float | None) -> TtfcResult:
@@ -817,6 +868,7 @@ def summarize_ttfc(target: Target, samples: list[StreamSample], cpu_s: float | N
         ttfc_p99_ms=percentile(ttfcs, 99) if ttfcs else None,
         total_p50_ms=percentile(totals, 50) if totals else None,
         cpu_ms_per_request=cpu_s * 1000 / len(samples) if cpu_s is not None and samples else None,
+        cpu_resolution_ms=1000 / CLK_TCK / len(samples) if samples else None,
     )
 
 
@@ -917,6 +969,7 @@ def run_async(coro: Any) -> Any:
 class Report:
     meta: dict[str, Any]
     load: list[LoadPoint] = field(default_factory=list)
+    load_rounds: list[LoadPoint] = field(default_factory=list)
     ttfc: list[TtfcResult] = field(default_factory=list)
     spread: list[SpreadResult] = field(default_factory=list)
     memory: dict[str, Memory] = field(default_factory=dict)
@@ -927,6 +980,13 @@ class Report:
 
 def fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def fmt_cpu(value: float | None, resolution: float | None) -> str:
+    """CPU per request, or "< resolution" when the phase used less than one clock tick."""
+    if value is not None and resolution is not None and value < resolution:
+        return f"< {resolution:.3f}"
+    return fmt(value, 3)
 
 
 def signed(value: float | None, digits: int = 2) -> str:
@@ -1075,7 +1135,7 @@ def render_ttfc(report: Report) -> list[str]:
                 fmt(r.total_p50_ms, 3),
                 signed(added50, 3),
                 signed(added99, 3),
-                fmt(r.cpu_ms_per_request, 3),
+                fmt_cpu(r.cpu_ms_per_request, r.cpu_resolution_ms),
             ]
         )
     header = [
@@ -1138,7 +1198,7 @@ def render_meta(report: Report) -> list[str]:
         "# omnirelay benchmark",
         "",
         f"{m['started']} · {m['cpus']} CPUs ({m['cpu_model']})"
-        f" · load {m['loadavg_start']} → {m['loadavg_end']} · {m['duration_s']} s per point"
+        f" · load {m['loadavg_start']} → {m['loadavg_end']} · {m['duration_s']} s per point × {m['rounds']}"
         f" · pinned: {m['pinned']} · {m['python']} · {m['nginx']} · {m['wrk']}",
         "",
     ]
@@ -1197,6 +1257,7 @@ def collect_meta(opts: Options, tools: dict[str, str]) -> dict[str, Any]:
         "wrk": tool_version([tools["wrk"], "-v"]).split(" Copyright")[0],
         "quick": opts.quick,
         "duration_s": opts.duration_s,
+        "rounds": opts.rounds,
         "stream_requests": opts.stream_requests,
         "chunk_delay_ms": opts.chunk_delay_ms,
         "pinned": opts.pin,
@@ -1243,7 +1304,7 @@ def run_benchmark(opts: Options, children: Children, tools: dict[str, str], repo
     with tempfile.TemporaryDirectory(prefix="omnirelay-bench-") as tmp:
         setup = start_targets(children, opts, tools, Path(tmp), report.problems)
         warm_up(tools["wrk"], setup.targets, opts)
-        report.load = run_load(tools["wrk"], setup.targets, opts, report.problems)
+        report.load_rounds, report.load = run_load(tools["wrk"], setup.targets, opts, report.problems)
         report.ttfc, report.spread = run_async(run_streaming(setup.targets, opts, report.problems))
         relay = next((t for t in setup.targets if t.name == "omnirelay"), None)
         if relay is not None:
@@ -1275,6 +1336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         log(f"error: {exc}")
         return 2
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
     finally:
         children.stop_all()
     report.meta["loadavg_end"] = loadavg()

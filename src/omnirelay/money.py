@@ -7,10 +7,13 @@ usage part. No float ever touches an amount.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Context, Decimal, Inexact, InvalidOperation, Overflow
 
 NANOS_PER_USD = 1_000_000_000
 _QUANTUM = Decimal(1) / NANOS_PER_USD
+# Scaling to nanos is exact or refused: never rounded by the default 28-digit context, and never an
+# astronomically large exponent (int(Decimal("1e999990")) alone takes tens of seconds of CPU).
+_SCALE = Context(prec=60, Emax=60, traps=[InvalidOperation, Inexact, Overflow])
 
 
 def usd_to_nanos(value: str | int | Decimal | float) -> int:
@@ -23,7 +26,10 @@ def usd_to_nanos(value: str | int | Decimal | float) -> int:
         raise ValueError(f"not a decimal amount: {value!r}") from exc
     if not dec.is_finite():
         raise ValueError(f"not a finite amount: {value!r}")
-    scaled = dec * NANOS_PER_USD
+    try:
+        scaled = _SCALE.multiply(dec, NANOS_PER_USD)
+    except ArithmeticError as exc:
+        raise ValueError(f"amount out of range: {value!r}") from exc
     if scaled != scaled.to_integral_value():
         raise ValueError(f"amount has more than 9 decimal places: {value!r}")
     return int(scaled)

@@ -110,6 +110,15 @@ class Settings(BaseModel):
     channels: list[ChannelConfig] = Field(default_factory=list)
     models: list[dict[str, Any]] = Field(default_factory=list)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_ok(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "unsupported database URL: use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
+            )
+        return value
+
     @model_validator(mode="after")
     def _unique_channels(self) -> Settings:
         names = [c.name for c in self.channels]

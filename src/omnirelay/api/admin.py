@@ -14,6 +14,8 @@ from omnirelay.gateway import Gateway
 from omnirelay.money import usd_to_nanos
 
 _ADMIN_BODY_LIMIT = 1024 * 1024
+# One billion USD per operation keeps every balance far inside a signed 64-bit count of nano-USD.
+_MAX_AMOUNT = usd_to_nanos(1_000_000_000)
 
 
 def _operator(request: Request) -> Gateway:
@@ -43,6 +45,8 @@ def _amount(body: object, field: str, *, allow_zero: bool) -> int:
         nanos = usd_to_nanos(raw)
     except (ValueError, TypeError):
         raise InvalidRequest(f"'{field}' must be a USD amount such as \"12.50\"", param=field) from None
+    if nanos > _MAX_AMOUNT:
+        raise InvalidRequest(f"'{field}' must be at most 1000000000 USD", param=field)
     if nanos < 0 or (nanos == 0 and not allow_zero):
         raise InvalidRequest(f"'{field}' must be {'zero or ' if allow_zero else ''}positive", param=field)
     return nanos
@@ -52,8 +56,8 @@ async def create_account(request: Request) -> JSONResponse:
     gw = _operator(request)
     body = await read_json(request, _ADMIN_BODY_LIMIT)
     name = body.get("name") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest("'name' is required", param="name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
+        raise InvalidRequest("'name' is required: a string of at most 200 characters", param="name")
     account = await gw.keys.create_account(name.strip(), _amount(body, "balance", allow_zero=True))
     return JSONResponse(account_view(account, 0), status_code=201)
 

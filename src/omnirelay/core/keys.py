@@ -43,6 +43,7 @@ class KeySettings:
 
 
 _BOOL_FIELDS = ("allow_save_logs", "allow_manage_key", "allow_custom_model")
+_MAX_BIGINT = 2**63 - 1  # the largest value the database's BIGINT columns hold
 
 
 def parse_key_settings(body: Any, *, partial_of: KeyState | None = None) -> KeySettings:
@@ -78,12 +79,14 @@ def parse_key_settings(body: Any, *, partial_of: KeyState | None = None) -> KeyS
             raise InvalidRequest(f"'{field}' must be a number of USD (0 for no limit)", param=field) from None
         if nanos < 0:
             raise InvalidRequest(f"'{field}' must not be negative", param=field)
+        if nanos > _MAX_BIGINT:
+            raise InvalidRequest(f"'{field}' is too large", param=field)
         values[field] = nanos
     if "expired_on" in body:
         raw = body["expired_on"]
         if raw is None:
             raw = 0
-        if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
+        if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= _MAX_BIGINT:
             raise InvalidRequest("'expired_on' must be unix seconds (0 for never)", param="expired_on")
         values["expired_on"] = raw
     elif base is not None:

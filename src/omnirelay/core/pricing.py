@@ -141,8 +141,9 @@ class PriceBook:
         for entry in overrides:
             base = merged.get(str(entry.get("id")), {})
             combined = {**base, **entry}
-            if "price" in entry and entry["price"] is not None:
-                combined.pop("free", None) if "free" not in entry else None
+            # A config price clears a catalog ``free: true`` unless the config entry sets ``free`` itself.
+            if entry.get("price") is not None and "free" not in entry:
+                combined.pop("free", None)
             merged[str(entry.get("id"))] = combined
         self._models = {mid: model_from_entry(e) for mid, e in merged.items()}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import case, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from omnirelay.store import tables as t
 
@@ -197,47 +197,60 @@ class Store:
         """One transaction: log rows, ledger charges, and balance / key counter increments."""
         if not rows:
             return
+        async with self.engine.begin() as conn:
+            # A batch whose commit was not confirmed (connection lost during COMMIT) comes back on the
+            # retry: rows already stored are skipped, so nothing is charged twice and the queue moves on.
+            ids = [r.request_id for r in rows]
+            found = await conn.execute(
+                select(t.usage_logs.c.request_id).where(t.usage_logs.c.request_id.in_(ids))
+            )
+            stored = set(found.scalars().all())
+            fresh = [r for r in rows if r.request_id not in stored]
+            if not fresh:
+                return
+            await conn.execute(insert(t.usage_logs), [r.log_values() for r in fresh])
+            await self._apply_charges(conn, fresh)
+
+    @staticmethod
+    async def _apply_charges(conn: AsyncConnection, rows: Sequence[UsageRow]) -> None:
         account_deltas: dict[int, int] = {}
         key_deltas: dict[tuple[int, str], int] = {}
         charges = []
         for row in rows:
-            if row.cost:
-                account_deltas[row.account_id] = account_deltas.get(row.account_id, 0) + row.cost
-                slot = (row.key_id, row.cost_date)
-                key_deltas[slot] = key_deltas.get(slot, 0) + row.cost
-                charges.append(
-                    {
-                        "account_id": row.account_id,
-                        "key_id": row.key_id,
-                        "request_id": row.request_id,
-                        "kind": "charge",
-                        "amount": -row.cost,
-                        "created_at": row.created_at,
-                    }
+            if not row.cost:
+                continue
+            account_deltas[row.account_id] = account_deltas.get(row.account_id, 0) + row.cost
+            slot = (row.key_id, row.cost_date)
+            key_deltas[slot] = key_deltas.get(slot, 0) + row.cost
+            charges.append(
+                {
+                    "account_id": row.account_id,
+                    "key_id": row.key_id,
+                    "request_id": row.request_id,
+                    "kind": "charge",
+                    "amount": -row.cost,
+                    "created_at": row.created_at,
+                }
+            )
+        if charges:
+            await conn.execute(insert(t.ledger), charges)
+        for account_id, delta in sorted(account_deltas.items()):
+            await conn.execute(
+                update(t.accounts)
+                .where(t.accounts.c.id == account_id)
+                .values(balance=t.accounts.c.balance - delta)
+            )
+        k = t.api_keys.c
+        for (key_id, day), delta in sorted(key_deltas.items()):
+            await conn.execute(
+                update(t.api_keys)
+                .where(k.id == key_id)
+                .values(
+                    current_cost=k.current_cost + delta,
+                    current_date_cost=case((k.cost_date == day, k.current_date_cost + delta), else_=delta),
+                    cost_date=day,
                 )
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(t.usage_logs), [r.log_values() for r in rows])
-            if charges:
-                await conn.execute(insert(t.ledger), charges)
-            for account_id, delta in sorted(account_deltas.items()):
-                await conn.execute(
-                    update(t.accounts)
-                    .where(t.accounts.c.id == account_id)
-                    .values(balance=t.accounts.c.balance - delta)
-                )
-            for (key_id, day), delta in sorted(key_deltas.items()):
-                k = t.api_keys.c
-                await conn.execute(
-                    update(t.api_keys)
-                    .where(k.id == key_id)
-                    .values(
-                        current_cost=k.current_cost + delta,
-                        current_date_cost=case(
-                            (k.cost_date == day, k.current_date_cost + delta), else_=delta
-                        ),
-                        cost_date=day,
-                    )
-                )
+            )
 
     async def get_usage(self, request_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

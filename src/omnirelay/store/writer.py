@@ -63,7 +63,10 @@ class UsageWriter:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Wait for a batch in flight: cancelled mid-commit it could be committed yet kept, and
+            # written again below.
+            async with self._lock:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
