@@ -1302,19 +1302,23 @@ def start_targets(
 
 def run_benchmark(opts: Options, children: Children, tools: dict[str, str], report: Report) -> None:
     with tempfile.TemporaryDirectory(prefix="omnirelay-bench-") as tmp:
-        setup = start_targets(children, opts, tools, Path(tmp), report.problems)
-        warm_up(tools["wrk"], setup.targets, opts)
-        report.load_rounds, report.load = run_load(tools["wrk"], setup.targets, opts, report.problems)
-        report.ttfc, report.spread = run_async(run_streaming(setup.targets, opts, report.problems))
-        relay = next((t for t in setup.targets if t.name == "omnirelay"), None)
-        if relay is not None:
-            report.memory["omnirelay"] = tree_memory(relay.pid)
-            report.meta["omnirelay_balance"] = account_balance(
-                relay, setup.admin_key, setup.omnirelay_account
-            )
-        report.memory["nginx"] = tree_memory(setup.targets[1].pid)
-        report.memory["upstream"] = tree_memory(setup.targets[0].pid)
-        children.stop_all()
+        try:
+            setup = start_targets(children, opts, tools, Path(tmp), report.problems)
+            measure_all(opts, tools, setup, report)
+        finally:
+            children.stop_all()  # before the temp dir (nginx prefix, omnirelay data) goes
+
+
+def measure_all(opts: Options, tools: dict[str, str], setup: Setup, report: Report) -> None:
+    warm_up(tools["wrk"], setup.targets, opts)
+    report.load_rounds, report.load = run_load(tools["wrk"], setup.targets, opts, report.problems)
+    report.ttfc, report.spread = run_async(run_streaming(setup.targets, opts, report.problems))
+    for target in reversed(setup.targets):
+        report.memory[target.name] = tree_memory(target.pid)
+    relay = next((t for t in setup.targets if t.name == "omnirelay"), None)
+    if relay is not None:
+        balance = account_balance(relay, setup.admin_key, setup.omnirelay_account)
+        report.meta["omnirelay_balance"] = balance
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from omnirelay.api.asgi import OmnirelayApp
 from omnirelay.api.errors import on_gateway_error, on_http_exception
-from omnirelay.api.middleware import RequestIdMiddleware
 from omnirelay.api.routes import OPS
 from omnirelay.errors import GatewayError
 from omnirelay.gateway import Gateway
@@ -23,7 +22,7 @@ def _routes() -> list[Route]:
     return [Route(op.path, op.endpoint, methods=[op.method], include_in_schema=False) for op in OPS]
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> OmnirelayApp:
     gateway = Gateway(settings)
 
     @contextlib.asynccontextmanager
@@ -36,9 +35,8 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=_routes(),
-        middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_exception},
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    return app
+    return OmnirelayApp(app, {(op.method, op.path): op.endpoint for op in OPS if op.hot})

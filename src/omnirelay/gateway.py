@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import os
@@ -72,6 +73,9 @@ class Gateway:
         await self.channels.load(self.settings.channels)
         await self._init_admin_key()
         self.writer.start()
+        # Everything built so far lives as long as the process: keep it out of every GC pass.
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         await self.writer.close()

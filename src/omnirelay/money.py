@@ -18,7 +18,7 @@ _SCALE = Context(prec=60, Emax=60, traps=[InvalidOperation, Inexact, Overflow])
 
 def usd_to_nanos(value: str | int | Decimal | float) -> int:
     """Parse a USD amount (string, int or Decimal; floats go through their shortest repr)."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal | float):
         raise ValueError("amount must be a number")
     try:
         dec = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -91,6 +92,13 @@ def test_usd_to_nanos_refuses_non_finite(value: str | float | Decimal) -> None:
 
 @pytest.mark.parametrize("value", [True, False])
 def test_usd_to_nanos_refuses_bool(value: bool) -> None:
+    with pytest.raises(ValueError, match="must be a number"):
+        usd_to_nanos(value)
+
+
+@pytest.mark.parametrize("value", [[0, [1], 0], (0, (1,), 0), {"usd": 1}, None, b"1"])
+def test_usd_to_nanos_refuses_other_types(value: Any) -> None:
+    # Decimal() would read [0, [1], 0] (a JSON array in an API body) as the digit tuple for 1 USD.
     with pytest.raises(ValueError, match="must be a number"):
         usd_to_nanos(value)
 

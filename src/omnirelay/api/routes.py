@@ -19,6 +19,7 @@ class Op:
     tag: str
     summary: str
     auth: str  # "client", "manager" (client key with allow_manage_key), "operator", "none"
+    hot: bool = False  # dispatched directly, before Starlette's router (see api/asgi.py)
 
 
 OPS: tuple[Op, ...] = (
@@ -29,6 +30,7 @@ OPS: tuple[Op, ...] = (
         "Chat",
         "OpenAI Chat Completions (JSON or SSE stream)",
         "client",
+        hot=True,
     ),
     Op(
         "GET",

@@ -27,8 +27,19 @@ def key_hint(clear: str) -> str:
     return f"{clear[:7]}...{clear[-4:]}"
 
 
+_day_cache: tuple[int, str] = (-1, "")
+
+
 def utc_day(now: float | None = None) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(now if now is not None else time.time()))
+    """The UTC date, e.g. "2026-11-21"; formatted once per day, not once per call."""
+    global _day_cache
+    day_number = int((now if now is not None else time.time()) // 86400)
+    cached_number, cached = _day_cache
+    if day_number == cached_number:
+        return cached
+    text = time.strftime("%Y-%m-%d", time.gmtime(day_number * 86400))
+    _day_cache = (day_number, text)
+    return text
 
 
 @dataclass(slots=True)

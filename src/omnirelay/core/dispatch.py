@@ -98,7 +98,9 @@ def final_error(exc: ProviderError, attempts: int, redactor: Redactor) -> Gatewa
     if exc.kind is FailureKind.TIMEOUT:
         return UpstreamTimeout(f"The upstream did not answer in time ({tries}).")
     if exc.kind is FailureKind.CONNECT:
-        return UpstreamError(f"Could not reach an upstream for this model ({tries}; {exc.message}).")
+        return UpstreamError(
+            f"Could not reach an upstream for this model ({tries}; {redactor.text(exc.message)})."
+        )
     if exc.status == 429:
         return RateLimited(f"The upstream is rate limiting this model ({tries}); retry later.")
     if exc.status in (401, 402, 403):

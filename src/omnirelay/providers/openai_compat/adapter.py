@@ -26,7 +26,22 @@ class OpenAICompatAdapter:
         self.channel = channel
         self._http = http
         self._connect_s = connect_timeout_s
+        self._limits: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
         self._chat_url = f"{channel.base_url}/chat/completions"
+
+    def _timeout(self, seconds: float, stream: bool) -> aiohttp.ClientTimeout:
+        """Timeouts are immutable, so one object per (seconds, kind) is shared by every call."""
+        key = (round(seconds, 1), stream)
+        limits = self._limits.get(key)
+        if limits is None:
+            if len(self._limits) > 256:
+                self._limits.clear()
+            if stream:
+                limits = aiohttp.ClientTimeout(total=None, connect=self._connect_s, sock_read=key[0])
+            else:
+                limits = aiohttp.ClientTimeout(total=key[0], connect=self._connect_s)
+            self._limits[key] = limits
+        return limits
 
     def _headers(self, api_key: str, stream: bool) -> dict[str, str]:
         return {
@@ -68,8 +83,7 @@ class OpenAICompatAdapter:
         raise http_error(resp.status, body, headers)
 
     async def chat(self, body: bytes, api_key: str, timeout_s: float) -> UpstreamReply:
-        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self._connect_s)
-        resp = await self._post(body, api_key, timeout, stream=False)
+        resp = await self._post(body, api_key, self._timeout(timeout_s, False), stream=False)
         await self._raise_for_status(resp)
         try:
             data = await resp.read()
@@ -89,8 +103,7 @@ class OpenAICompatAdapter:
         ``timeout_s`` bounds the wait for the first byte and every gap between chunks, not the whole
         stream, so a long answer is never cut by it.
         """
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_s, sock_read=timeout_s)
-        resp = await self._post(body, api_key, timeout, stream=True)
+        resp = await self._post(body, api_key, self._timeout(timeout_s, True), stream=True)
         await self._raise_for_status(resp)
         return resp
 
