@@ -73,6 +73,14 @@ class BreakerSettings(BaseModel):
     cooldown_s: float = Field(default=30.0, gt=0)
     max_cooldown_s: float = Field(default=300.0, gt=0)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> BreakerSettings:
+        if self.min_requests > self.window:
+            raise ValueError("breaker.min_requests must not exceed breaker.window (it could never open)")
+        if self.max_cooldown_s < self.cooldown_s:
+            raise ValueError("breaker.max_cooldown_s must be at least breaker.cooldown_s")
+        return self
+
 
 class RoutingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -139,7 +139,7 @@ def test_half_open_lets_exactly_one_probe() -> None:
 def test_probe_success_closes_with_a_fresh_window() -> None:
     breaker = _tripped(now=100.0)
     assert breaker.acquire(now=110.0)
-    breaker.record(True, now=111.0)
+    breaker.record(True, now=111.0, probe=True)
     assert _state(breaker) is State.CLOSED
     assert breaker.available(now=111.0)
     assert breaker.acquire(now=111.0)
@@ -153,7 +153,7 @@ def test_probe_success_closes_with_a_fresh_window() -> None:
 def test_probe_failure_reopens_with_doubled_cooldown_capped() -> None:
     breaker = _tripped(now=100.0)  # cooldown 10, max 35
     assert breaker.acquire(now=110.0)
-    breaker.record(False, now=112.0)
+    breaker.record(False, now=112.0, probe=True)
     assert _state(breaker) is State.OPEN
     assert breaker.opened_at == 112.0
     # cooldown now 20
@@ -161,12 +161,12 @@ def test_probe_failure_reopens_with_doubled_cooldown_capped() -> None:
     assert not breaker.acquire(now=131.999)
     assert breaker.available(now=132.0)
     assert breaker.acquire(now=132.0)
-    breaker.record(False, now=132.0)
+    breaker.record(False, now=132.0, probe=True)
     # cooldown 40 capped to 35
     assert not breaker.available(now=166.999)
     assert breaker.available(now=167.0)
     assert breaker.acquire(now=167.0)
-    breaker.record(False, now=167.0)
+    breaker.record(False, now=167.0, probe=True)
     # stays at the cap
     assert not breaker.available(now=201.999)
     assert breaker.available(now=202.0)
@@ -175,9 +175,9 @@ def test_probe_failure_reopens_with_doubled_cooldown_capped() -> None:
 def test_success_resets_the_cooldown() -> None:
     breaker = _tripped(now=100.0)
     assert breaker.acquire(now=110.0)
-    breaker.record(False, now=110.0)  # cooldown 20
+    breaker.record(False, now=110.0, probe=True)  # cooldown 20
     assert breaker.acquire(now=130.0)
-    breaker.record(True, now=130.0)
+    breaker.record(True, now=130.0, probe=True)
     assert _state(breaker) is State.CLOSED
     for _ in range(4):
         breaker.record(False, now=200.0)
@@ -192,7 +192,7 @@ def test_reopened_from_closed_does_not_back_off() -> None:
     t = 0.0
     for _ in range(3):
         assert breaker.acquire(now=t + 10.0)
-        breaker.record(True, now=t + 10.0)  # probe succeeds: closed, cooldown back to 10
+        breaker.record(True, now=t + 10.0, probe=True)  # probe succeeds: closed, cooldown back to 10
         t += 100.0
         for _ in range(4):
             breaker.record(False, now=t)
@@ -241,7 +241,20 @@ def test_outcomes_while_open_are_ignored() -> None:
 def test_window_is_cleared_when_opening() -> None:
     breaker = _tripped(now=100.0)
     assert breaker.acquire(now=110.0)
-    breaker.record(True, now=110.0)
+    breaker.record(True, now=110.0, probe=True)
     # if old failures had survived, one more failure would reopen it
     breaker.record(False, now=111.0)
     assert _state(breaker) is State.CLOSED
+
+
+def test_in_half_open_only_the_probe_decides() -> None:
+    """A call that began before the breaker opened finishes late: its outcome must not close it."""
+    breaker = _tripped(now=100.0)
+    assert breaker.acquire(now=110.0)
+    assert breaker.probing
+    breaker.record(True, now=110.5)  # the late call, not the probe
+    assert _state(breaker) is State.HALF_OPEN
+    assert breaker.probing
+    breaker.record(False, now=111.0, probe=True)
+    assert _state(breaker) is State.OPEN
+    assert not breaker.probing

@@ -392,3 +392,11 @@ def test_unsupported_database_url_from_env_refused(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OMNIRELAY_DATABASE_URL", "sqlite:///plain.db")
     with pytest.raises(ValidationError, match="unsupported database URL"):
         load_settings()
+
+
+def test_breaker_settings_must_be_consistent() -> None:
+    with pytest.raises(ValidationError, match="min_requests"):
+        BreakerSettings(window=3, min_requests=5)
+    with pytest.raises(ValidationError, match="max_cooldown_s"):
+        BreakerSettings(cooldown_s=60, max_cooldown_s=30)
+    assert BreakerSettings(window=5, min_requests=5).min_requests == 5

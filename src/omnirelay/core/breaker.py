@@ -56,9 +56,18 @@ class Breaker:
         self._probe_in_flight = True
         return True
 
-    def record(self, ok: bool, now: float | None = None) -> None:
+    @property
+    def probing(self) -> bool:
+        """True between a half-open ``acquire`` and the probe's ``record``/``release``."""
+        return self.state is State.HALF_OPEN and self._probe_in_flight
+
+    def record(self, ok: bool, now: float | None = None, *, probe: bool = False) -> None:
+        """Count one call's outcome. In half-open only the probe's outcome (``probe=True``) decides;
+        a call that started before the breaker opened says nothing about the channel now."""
         now = time.monotonic() if now is None else now
         if self.state is State.HALF_OPEN:
+            if not probe:
+                return
             self._probe_in_flight = False
             if ok:
                 self.state = State.CLOSED

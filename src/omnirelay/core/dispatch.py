@@ -51,21 +51,22 @@ async def dispatch(
             break
         if not channel.breaker.acquire():
             continue
+        probe = channel.breaker.probing
         log.attempts += 1
         log.channel = channel.name
         try:
             result = await call(channel, channel.model_map[model], min(channel.config.timeout_s, remaining))
         except ProviderError as exc:
             # A request the client got wrong says nothing about the channel's health.
-            channel.breaker.record(exc.client_fault)
+            channel.breaker.record(exc.client_fault, probe=probe)
             last = exc
             if not exc.retryable:
-                raise to_gateway_error(exc, router.redactor) from None
+                raise to_gateway_error(exc, router.redactor, log.attempts) from None
             continue
         except BaseException:
             channel.breaker.release()
             raise
-        channel.breaker.record(True)
+        channel.breaker.record(True, probe=probe)
         return channel, result
     if last is None:
         raise Unavailable(
@@ -75,7 +76,7 @@ async def dispatch(
     raise final_error(last, log.attempts, router.redactor)
 
 
-def to_gateway_error(exc: ProviderError, redactor: Redactor) -> GatewayError:
+def to_gateway_error(exc: ProviderError, redactor: Redactor, attempts: int = 1) -> GatewayError:
     """A non-retryable upstream answer, passed on with its status and (redacted) error body."""
     message = redactor.text(exc.message)
     if exc.client_fault and exc.status is not None:
@@ -90,7 +91,7 @@ def to_gateway_error(exc: ProviderError, redactor: Redactor) -> GatewayError:
                 }
             }
         return UpstreamClientError(exc.status, body, message)
-    return final_error(exc, 1, redactor)
+    return final_error(exc, attempts, redactor)
 
 
 def final_error(exc: ProviderError, attempts: int, redactor: Redactor) -> GatewayError:
