@@ -8,6 +8,7 @@ from decimal import Decimal
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionToolParam
 from pydantic import BaseModel
 
 from tests.conftest import TEST_MODELS, GatewayFactory, sim_channel
@@ -194,14 +195,14 @@ def test_stream_without_usage_asks_upstream_but_hides_the_usage_chunk(
 
 def test_stream_tool_calls_keep_their_indices(server: GatewayServer) -> None:
     _, key = server.account_key()
-    tools = [
+    tools: list[ChatCompletionToolParam] = [
         {"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}}
         for n in ("alpha", "beta", "gamma")
     ]
     stream = client_for(server, key).chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": "call all tools"}],
-        tools=tools,  # type: ignore[arg-type]
+        tools=tools,
         stream=True,
     )
     names: dict[int, str] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from tests.conftest import GatewayFactory, sim_channel
 from tests.support.server import HTTP, GatewayServer
@@ -19,9 +20,9 @@ SETTINGS = {
 }
 
 
-def call(server: GatewayServer, method: str, path: str, key: str, **kwargs: object) -> dict[str, object]:
-    resp = HTTP.request(method, server.base_url + path, headers={"Authorization": f"Bearer {key}"}, **kwargs)  # type: ignore[arg-type]
-    body: dict[str, object] = resp.json()
+def call(server: GatewayServer, method: str, path: str, key: str, **kwargs: Any) -> dict[str, Any]:
+    resp = HTTP.request(method, server.base_url + path, headers={"Authorization": f"Bearer {key}"}, **kwargs)
+    body: dict[str, Any] = resp.json()
     body["_status"] = resp.status_code
     return body
 
@@ -40,23 +41,23 @@ def test_balance_prices_and_key_lifecycle(gateway_factory: GatewayFactory, sim: 
     assert call(server, "GET", "/dashboard/balance", key)["data"] == {"balance": "7.25"}
 
     prices = call(server, "GET", "/dashboard/prices", key, params={"path": "/chat/completions"})
-    names = {p["name"]: p for p in prices["data"]}  # type: ignore[union-attr,index]
+    names = {p["name"]: p for p in prices["data"]}
     assert names["gpt-4o-mini"]["pricing"] == {"input": 0.15, "output": 0.6, "cached_input": 0.075}
     assert names["gpt-4o-mini"]["pricing_suffix"] == "1M tokens"
     assert call(server, "GET", "/dashboard/prices", key, params={"path": "/v1/images"})["data"] == []
 
     created = call(server, "POST", "/dashboard/api_key", key, json=SETTINGS)
     assert created["code"] == 0
-    new_key = created["data"]["api_key"]  # type: ignore[index]
+    new_key = created["data"]["api_key"]
     assert isinstance(new_key, str) and new_key.startswith("sk-")
     listed = call(server, "GET", "/dashboard/api_keys", key)["data"]
-    assert [k["api_name"] for k in listed] == ["admin", "worker"]  # type: ignore[union-attr]
+    assert [k["api_name"] for k in listed] == ["admin", "worker"]
     one = call(server, "GET", "/dashboard/api_key/worker", key)["data"]
-    assert one["limit_cost"] == 2 and one["api_key"] != new_key  # type: ignore[index]
+    assert one["limit_cost"] == 2 and one["api_key"] != new_key
 
     updated = call(server, "PUT", "/dashboard/api_key/worker", key, json={"limit_cost": 3.5})
     assert updated["code"] == 0
-    assert call(server, "GET", "/dashboard/api_key/worker", key)["data"]["limit_cost"] == 3.5  # type: ignore[index]
+    assert call(server, "GET", "/dashboard/api_key/worker", key)["data"]["limit_cost"] == 3.5
     # The form with the name in the body, and an expiry in the past disables the key.
     call(
         server,
@@ -89,7 +90,7 @@ def test_records_and_request_log(gateway_factory: GatewayFactory, sim: OpenAISim
     failed = server.post_chat(key, {"model": "gpt-4o-mini", "messages": "bad"})
     assert failed.status_code == 400
     record = call(server, "GET", f"/dashboard/record/{ids[0]}", key)["data"]
-    assert record["input_token"] == 5 and record["output_token"] == 3  # type: ignore[index]
+    assert record["input_token"] == 5 and record["output_token"] == 3
     # Another account's key cannot read this account's records.
     assert call(server, "GET", f"/dashboard/record/{ids[0]}", other)["_status"] == 404
     page = call(server, "GET", "/dashboard/api-record", key, params={"page": 2, "limit": 2})
@@ -102,7 +103,7 @@ def test_records_and_request_log(gateway_factory: GatewayFactory, sim: OpenAISim
         "offset": 2,
         "limit": 2,
     }
-    assert len(page["items"]) == 2  # type: ignore[arg-type]
+    assert len(page["items"]) == 2
     assert call(server, "GET", "/dashboard/api-record", key, params={"limit": 51})["_status"] == 400
     future = call(server, "GET", "/dashboard/api-record", key, params={"start_time": int(time.time()) + 100})
     assert future["items"] == []
