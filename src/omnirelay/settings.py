@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,7 +21,7 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    provider: Literal["openai"] = "openai"
+    provider: str = "openai"  # a key of omnirelay.providers.registry.ADAPTERS
     base_url: str
     api_key: str | None = None
     api_keys: list[str] = Field(default_factory=list)
@@ -37,6 +37,15 @@ class ChannelConfig(BaseModel):
     def _name_ok(cls, value: str) -> str:
         if not value or len(value) > 64 or not set(value) <= _NAME_CHARS:
             raise ValueError("channel name: 1-64 characters of letters, digits, '-', '_', '.'")
+        return value
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_ok(cls, value: str) -> str:
+        from omnirelay.providers.registry import PROVIDER_IDS
+
+        if value not in PROVIDER_IDS:
+            raise ValueError(f"unknown provider {value!r}; known: {', '.join(sorted(PROVIDER_IDS))}")
         return value
 
     @field_validator("base_url")

@@ -13,12 +13,14 @@ from omnirelay.settings import ChannelConfig
 
 class Capability(enum.Enum):
     CHAT = "chat"
+    IMAGE = "image"
 
 
 class FailureKind(enum.Enum):
     CONNECT = "connect"  # could not reach the upstream, or it dropped the connection
     TIMEOUT = "timeout"
     HTTP = "http"  # the upstream answered with an error status
+    GENERATION = "generation"  # the upstream accepted the job, then reported it failed or moderated
 
 
 class ProviderError(Exception):
