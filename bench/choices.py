@@ -476,7 +476,15 @@ def wrk(wrk_path: str, url: str, duration_s: int) -> bench.WrkResult:
     env = {k: v for k, v in os.environ.items() if k != "BENCH_API_KEY"}
     env["BENCH_MODEL"] = bench.MODEL
     cmd = bench.wrk_command(wrk_path, url, CONCURRENCY, duration_s)
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60, check=False)
+    done = subprocess.run(
+        cmd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 60,
+        check=False,
+        preexec_fn=lambda: bench._child_setup(None),  # dies with the harness
+    )
     if done.returncode != 0:
         raise bench.BenchError(
             f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"

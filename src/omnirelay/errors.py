@@ -125,6 +125,24 @@ class UpstreamTimeout(UpstreamError):
     err_code = -1024
 
 
+class GenerationFailed(GatewayError):
+    """The upstream took the job and produced nothing (the 302 table's "500 generation failed")."""
+
+    status = 500
+    code = "generation_failed"
+    err_code = -10003
+    type = "generation_failed"
+
+
+class ContentRefused(GatewayError):
+    """The upstream's moderation refused the prompt or the input or output image."""
+
+    status = 422
+    code = "content_policy_violation"
+    err_code = -10011
+    type = "invalid_request_error"
+
+
 class Unavailable(GatewayError):
     status = 503
     code = "no_available_channel"

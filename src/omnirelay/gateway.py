@@ -7,19 +7,23 @@ import hmac
 import logging
 import os
 import sys
+from typing import Any
 
 import aiohttp
 
 from omnirelay.core.accounts import hash_key, new_key
 from omnirelay.core.billing import Billing
 from omnirelay.core.channels import ChannelService
+from omnirelay.core.image_catalog import ImageCatalog, load_image_catalog, price_entry
+from omnirelay.core.imaging import ImageService
 from omnirelay.core.keys import KeyRegistry
 from omnirelay.core.latency import LatencyBoard
 from omnirelay.core.pricing import PriceBook, load_shipped_catalog
 from omnirelay.core.router import Router
-from omnirelay.providers.openai_compat.adapter import OpenAICompatAdapter
+from omnirelay.providers.registry import adapter_class
 from omnirelay.settings import ChannelConfig, Settings
 from omnirelay.store.db import create_engine, migrate
+from omnirelay.store.files import FileStore, build_file_store
 from omnirelay.store.repo import Store
 from omnirelay.store.writer import UsageWriter
 
@@ -41,12 +45,25 @@ class Gateway:
             self.writer, default_output_hold_tokens=settings.billing.default_output_hold_tokens
         )
         self.keys = KeyRegistry(self.store)
-        self.prices = PriceBook(load_shipped_catalog(), settings.models)
+        image_rows = load_image_catalog()
+        self.prices = PriceBook(
+            load_shipped_catalog() + [price_entry(r) for r in image_rows], settings.models
+        )
         self.latency = LatencyBoard()
         self.router = Router(settings.routing.breaker, self._adapter_for)
         self.channels = ChannelService(self.store, self.router)
         self._http: aiohttp.ClientSession | None = None
+        self._files: FileStore | None = None
         self._admin_hash = ""
+        self.images = ImageService(
+            catalog=ImageCatalog(image_rows),
+            prices=self.prices,
+            router=self.router,
+            routing=settings.routing,
+            billing=self.billing,
+            files=lambda: self.files,
+            http=lambda: self.http,
+        )
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -54,10 +71,15 @@ class Gateway:
             raise RuntimeError("the gateway has not been started")
         return self._http
 
-    def _adapter_for(self, channel: ChannelConfig) -> OpenAICompatAdapter:
-        return OpenAICompatAdapter(
-            channel, self.http, connect_timeout_s=self.settings.routing.connect_timeout_s
-        )
+    @property
+    def files(self) -> FileStore:
+        if self._files is None:
+            raise RuntimeError("the gateway has not been started")
+        return self._files
+
+    def _adapter_for(self, channel: ChannelConfig) -> Any:
+        cls = adapter_class(channel.provider)
+        return cls(channel, self.http, connect_timeout_s=self.settings.routing.connect_timeout_s)
 
     async def start(self) -> None:
         await migrate(self.engine)
@@ -69,6 +91,7 @@ class Gateway:
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=True,
         )
+        self._files = build_file_store(self.settings.storage, self.settings.data_dir, self._http)
         await self.keys.load()
         await self.channels.load(self.settings.channels)
         await self._init_admin_key()
@@ -79,6 +102,9 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.writer.close()
+        if self._files is not None:
+            await self._files.close()
+            self._files = None
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -12,6 +12,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from omnirelay.core.fetch import FetchPolicy
+from omnirelay.store.files import StorageSettings
+
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -126,6 +129,8 @@ class Settings(BaseModel):
     usage_log: UsageLogSettings = Field(default_factory=UsageLogSettings)
     channels: list[ChannelConfig] = Field(default_factory=list)
     models: list[dict[str, Any]] = Field(default_factory=list)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    image_fetch: FetchPolicy = Field(default_factory=FetchPolicy)
 
     @field_validator("database_url")
     @classmethod

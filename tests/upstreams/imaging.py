@@ -66,6 +66,9 @@ class Recorded:
     form: dict[str, Any] = field(default_factory=dict)  # fields: str; files: (filename, bytes, content type)
 
 
+RECORDED = web.RequestKey("recorded", Recorded)
+
+
 @dataclass
 class Job:
     """An asynchronous job as a vendor keeps it."""
@@ -161,7 +164,7 @@ class ImageSim:
 
     async def read_json(self, request: web.Request) -> Any:
         raw = await request.read()
-        record = request["recorded"]
+        record = request[RECORDED]
         record.body = raw
         try:
             record.json = await request.json()
@@ -171,7 +174,7 @@ class ImageSim:
 
     async def read_form(self, request: web.Request) -> dict[str, Any]:
         """multipart/form-data or urlencoded fields; file parts become (filename, bytes, content type)."""
-        record = request["recorded"]
+        record = request[RECORDED]
         form: dict[str, Any] = {}
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
@@ -210,7 +213,7 @@ class ImageSim:
                 {k.lower(): v for k, v in request.headers.items()},
             )
             self.requests.append(record)
-            request["recorded"] = record
+            request[RECORDED] = record
             if self.config.latency_ms:
                 await asyncio.sleep(self.config.latency_ms / 1000)
         return await handler(request)

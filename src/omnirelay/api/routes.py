@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from omnirelay.api import admin, chat, dashboard, models, system
+from omnirelay.api import admin, chat, dashboard, images, models, system
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +128,46 @@ OPS: tuple[Op, ...] = (
     ),
     Op("PUT", "/admin/channels/{name}", admin.put_channel, "Operator", "Replace a channel", "operator"),
     Op("DELETE", "/admin/channels/{name}", admin.delete_channel, "Operator", "Delete a channel", "operator"),
+    Op(
+        "POST", "/302/image/generate", images.generate_v1, "Images", "Unified image generation (V1)", "client"
+    ),
+    Op(
+        "POST",
+        "/302/v2/image/generate",
+        images.generate_v2,
+        "Images",
+        "Unified image generation V2 (sync)",
+        "client",
+    ),
+    Op(
+        "POST",
+        "/v1/images/generations",
+        images.openai_generations,
+        "Images",
+        "OpenAI image generations",
+        "client",
+    ),
+    Op("POST", "/v1/images/edits", images.openai_edits, "Images", "OpenAI image edits (multipart)", "client"),
+    Op(
+        "POST",
+        "/v1/images/variations",
+        images.openai_variations,
+        "Images",
+        "OpenAI image variations",
+        "client",
+    ),
+    Op(
+        "POST",
+        "/302/images/generations",
+        images.openai_generations,
+        "Images",
+        "OpenAI-format, any model",
+        "client",
+    ),
+    Op(
+        "POST", "/302/images/edits", images.openai_edits, "Images", "OpenAI-format edits, any model", "client"
+    ),
+    Op("GET", "/files/{day}/{name}", images.serve_file, "Files", "A generated file", "none"),
     Op("GET", "/health", system.health, "System", "Liveness and readiness", "none"),
     Op("GET", "/openapi.json", system.openapi, "System", "This API description", "none"),
     Op("GET", "/docs", system.docs, "System", "API reference page", "none"),

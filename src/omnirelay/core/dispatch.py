@@ -13,7 +13,9 @@ from typing import TypeVar
 from omnirelay.core.redact import Redactor
 from omnirelay.core.router import Channel, Router
 from omnirelay.errors import (
+    ContentRefused,
     GatewayError,
+    GenerationFailed,
     RateLimited,
     Unavailable,
     UpstreamClientError,
@@ -79,6 +81,10 @@ async def dispatch(
 def to_gateway_error(exc: ProviderError, redactor: Redactor, attempts: int = 1) -> GatewayError:
     """A non-retryable upstream answer, passed on with its status and (redacted) error body."""
     message = redactor.text(exc.message)
+    if exc.kind is FailureKind.GENERATION:
+        if exc.client_fault:
+            return ContentRefused(f"The upstream refused this request: {message}")
+        return GenerationFailed(f"The upstream could not generate a result: {message}")
     if exc.client_fault and exc.status is not None:
         body = redactor.json(exc.body) if exc.body is not None else None
         if not (isinstance(body, dict) and isinstance(body.get("error"), dict)):

@@ -1,0 +1,1 @@
+"""Recraft image generation API: see images.py and docs/providers/recraft.md."""

@@ -1,0 +1,1 @@
+"""Zhipu BigModel image generation (CogView): see images.py and docs/providers/zhipu.md."""

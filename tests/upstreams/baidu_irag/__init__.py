@@ -1,0 +1,1 @@
+"""Simulator of Baidu Qianfan's v2 image generation API (iRAG)."""

@@ -1,0 +1,1 @@
+"""Simulator of the OpenAI Images API (generations, edits, variations)."""

@@ -1,0 +1,1 @@
+"""Simulator of the Recraft image generation API."""

@@ -1,0 +1,1 @@
+"""Simulator of Zhipu BigModel's CogView image generation API."""
