@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine.url import make_url
 
+from tests.support.moto import moto_s3  # noqa: F401  (a shared fixture: the S3 server)
 from tests.support.server import GatewayServer, make_settings
 from tests.upstreams.openai import OpenAISim, sim_in_thread
 

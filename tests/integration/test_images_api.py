@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import pytest
+from PIL import Image
 
+from omnirelay.store.s3 import S3FileStore
 from tests.conftest import GatewayFactory
+from tests.support.moto import MotoS3
 from tests.support.server import HTTP, GatewayServer
 from tests.upstreams.imaging import image_sim_in_thread, make_image
 from tests.upstreams.replicate.sim import Sim as ReplicateSim
@@ -172,3 +179,47 @@ def test_upload_too_big_and_data_url_ok(server: GatewayServer) -> None:
         server, "/302/image/generate", key, {"prompt": "x", "model": "302ai-kolors-i2i", "image": data_url}
     )
     assert status == 200
+
+
+def test_results_stored_in_s3_are_served_by_the_gateway(
+    gateway_factory: GatewayFactory, replicate: ReplicateSim, moto_s3: MotoS3
+) -> None:
+    bucket = f"omnirelay-{uuid.uuid4().hex[:12]}"
+
+    async def make_bucket() -> None:
+        async with aiohttp.ClientSession() as http:
+            await S3FileStore(
+                moto_s3.endpoint, bucket, moto_s3.access_key, moto_s3.secret_key, http=http
+            ).create_bucket()
+
+    asyncio.run(make_bucket())
+    storage = {
+        "backend": "s3",
+        "s3": {
+            "endpoint_url": moto_s3.endpoint,
+            "bucket": bucket,
+            "access_key": moto_s3.access_key,
+            "secret_key": moto_s3.secret_key,
+            "prefix": "results/",
+        },
+        "public_base_url": "https://cdn.example.test",
+    }
+    channel = {
+        "name": "replicate",
+        "provider": "replicate",
+        "base_url": channel_base_url(replicate),
+        "api_key": "sk-upstream-test",
+        "models": MODELS,
+    }
+    server = gateway_factory([channel], storage=storage)
+    for ch in server.gw.router.channels():
+        ch.adapter.poll_interval_s = 0.01
+    _, key = server.account_key()
+    status, payload = post(server, "/302/image/generate", key, {"prompt": "x", "model": "302ai-sdxl-t2i"})
+    assert status == 200, payload
+    url = payload["image_url"]
+    assert url.startswith("https://cdn.example.test/files/")
+    served = HTTP.get(server.base_url + url.removeprefix("https://cdn.example.test"))
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(served.content)) as img:
+        img.verify()

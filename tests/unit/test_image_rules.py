@@ -210,3 +210,11 @@ def test_rows_are_well_formed() -> None:
         assert row["price"]["per_image"]
     with pytest.raises(ValueError, match="mode"):
         spec_from_row({"id": "x", "adapter": "a", "upstream_model": "m", "mode": "video"})
+
+
+def test_docs_list_every_model_with_its_adapter() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "images.md").read_text()
+    for row in load_image_catalog():
+        assert f"| `{row['id']}` | `{row['adapter']}` |" in text, row["id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -109,7 +110,14 @@ async def _images(gw: Gateway, form: Form, name: str) -> list[ImageInput]:
     policy = gw.settings.image_fetch
     found: list[ImageInput] = []
     for upload in form.files.get(name, []):
-        found.append(image_from_upload(await upload.read(), upload.content_type, policy, param=name))
+        data = await upload.read()
+        # Decoding checks run Pillow: big uploads go to a thread so the event loop keeps serving.
+        if len(data) > 256 * 1024:
+            found.append(
+                await asyncio.to_thread(image_from_upload, data, upload.content_type, policy, param=name)
+            )
+        else:
+            found.append(image_from_upload(data, upload.content_type, policy, param=name))
     value = form.fields.get(name) if name in form.fields else form.fields.get(f"{name}[]")
     values = value if isinstance(value, list) else [value] if value not in (None, "") else []
     for item in values:
@@ -128,8 +136,9 @@ async def _images(gw: Gateway, form: Form, name: str) -> list[ImageInput]:
 
 
 def _public_base(request: Request, gw: Gateway) -> str:
-    if gw.settings.public_base_url:
-        return gw.settings.public_base_url.rstrip("/")
+    configured = gw.settings.storage.public_base_url or gw.settings.public_base_url
+    if configured:
+        return configured.rstrip("/")
     host = request.headers.get("host") or f"{gw.settings.host}:{gw.settings.port}"
     return f"{request.url.scheme}://{host}"
 
@@ -356,8 +365,12 @@ async def serve_file(request: Request) -> Response:
     stored = await gw.files.get(key)
     if stored is None:
         raise NotFound("There is no such file.")
-    etag = f'"{stored.etag}"'
-    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": etag}
+    etag = stored.etag  # already a quoted entity tag
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "ETag": etag,
+        "X-Content-Type-Options": "nosniff",
+    }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(stored.data, media_type=stored.media_type, headers=headers)

@@ -294,8 +294,10 @@ async def _connect(
                 # fetch_image's own deadline covers the whole exchange, hops and body included
                 timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None),
             )
-        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError):
+        except aiohttp.ClientConnectorCertificateError:
             failure = f"the TLS certificate of {host} could not be verified"
+        except aiohttp.ClientSSLError:
+            failure = f"the TLS handshake with {host} failed"
         except aiohttp.ClientConnectorError:
             failure = f"connection to {ip} failed"
         except aiohttp.ClientError as exc:

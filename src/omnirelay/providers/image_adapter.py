@@ -28,8 +28,8 @@ class ImageAdapter:
     id: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.IMAGE})
     # Seconds between polls of an asynchronous vendor, and the cap of its backoff.
-    poll_interval_s: ClassVar[float] = 1.0
-    poll_max_interval_s: ClassVar[float] = 5.0
+    poll_interval_s: float = 1.0
+    poll_max_interval_s: float = 5.0
 
     def __init__(
         self, channel: ChannelConfig, http: aiohttp.ClientSession, *, connect_timeout_s: float = 10.0

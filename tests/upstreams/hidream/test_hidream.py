@@ -7,7 +7,7 @@ import io
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 import pytest
@@ -66,8 +66,8 @@ SPEC = ROWS[0]
 class FastHidream(HidreamImageAdapter):
     """The adapter with test-speed polling (the production cadence is the base class's)."""
 
-    poll_interval_s: ClassVar[float] = 0.01
-    poll_max_interval_s: ClassVar[float] = 0.02
+    poll_interval_s = 0.01
+    poll_max_interval_s = 0.02
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import io
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 import pytest
@@ -174,8 +174,8 @@ def test_classify(status: int, detail: str, expected: tuple[bool, bool]) -> None
 
 
 class FastLuma(LumaImageAdapter):
-    poll_interval_s: ClassVar[float] = 0.01
-    poll_max_interval_s: ClassVar[float] = 0.02
+    poll_interval_s = 0.01
+    poll_max_interval_s = 0.02
 
 
 @pytest.fixture

@@ -403,6 +403,32 @@ async def test_dalle2_edit_and_variation(
     assert sim.last().path == "/v1/images/variations" and sim.last().form["n"] == "2"
 
 
+def test_dalle2_inputs_become_png() -> None:
+    jpeg = ImageInput(make_image(40, 40, "jpeg"), "image/jpeg", 40, 40)
+    webp_mask = ImageInput(make_image(40, 40, "webp"), "image/webp", 40, 40)
+    job = ImageJob(spec=spec("dall-e-2"), prompt="p", images=[jpeg], mask=webp_mask)
+    parts = dict(edit_parts(job))
+    image, mask = parts["image"], parts["mask"]
+    assert isinstance(image, ImageInput) and isinstance(mask, ImageInput)
+    assert image.media_type == "image/png" and Image.open(io.BytesIO(image.data)).mode == "RGBA"
+    assert mask.media_type == "image/png" and (mask.width, mask.height) == (40, 40)
+    [(_, varied), *_] = variation_parts(job)
+    assert isinstance(varied, ImageInput) and Image.open(io.BytesIO(varied.data)).format == "PNG"
+    gpt = dict(edit_parts(ImageJob(spec=spec("gpt-image-1"), prompt="p", images=[jpeg])))
+    assert gpt["image"] is jpeg  # gpt-image takes JPEG as it is
+
+
+async def test_dalle2_variation_of_a_jpeg(
+    sim: OpenAIImagesSim, adapter: OpenAIImagesAdapter, http: aiohttp.ClientSession
+) -> None:
+    jpeg = ImageInput(make_image(64, 64, "jpeg"), "image/jpeg", 64, 64)
+    result = await adapter.vary_image(
+        ImageJob(spec=spec("dall-e-2"), prompt="", images=[jpeg], size="256x256"), DEFAULT_KEY, 10
+    )
+    assert [image.size for image in await decode_all(result.images, http)] == [(256, 256)]
+    assert sim.last().form["image"][2] == "image/png"
+
+
 async def test_edit_without_image_is_the_clients_fault(adapter: OpenAIImagesAdapter) -> None:
     with pytest.raises(ProviderError) as caught:
         await adapter.edit_image(ImageJob(spec=spec("gpt-image-1"), prompt="p"), DEFAULT_KEY, 5)

@@ -245,10 +245,15 @@ async def test_urls_and_aspect_ratio(
     assert sim.last().json["size"] == "1820x1024"
 
 
-async def test_vector_style_gives_svg(sim: RecraftSim, adapter: RecraftImageAdapter) -> None:
-    job = ImageJob(spec=spec("recraft20b"), prompt="p", extra={"style": "icon"})
-    [image] = (await adapter.generate_image(job, DEFAULT_KEY, 10)).images
-    assert image.media_type == "image/svg+xml" and image.data is not None and image.data.startswith(b"<svg")
+@pytest.mark.parametrize("style", ["icon", "vector_illustration"])
+async def test_vector_styles_are_refused_before_the_call(
+    style: str, sim: RecraftSim, adapter: RecraftImageAdapter
+) -> None:
+    job = ImageJob(spec=spec("recraft20b"), prompt="p", extra={"style": style})
+    with pytest.raises(ProviderError) as caught:
+        await adapter.generate_image(job, DEFAULT_KEY, 10)
+    assert caught.value.client_fault and not caught.value.retryable and "SVG" in caught.value.message
+    assert sim.requests == []
 
 
 async def test_wrong_key_is_a_retryable_401(sim: RecraftSim, adapter: RecraftImageAdapter) -> None:
@@ -260,12 +265,12 @@ async def test_wrong_key_is_a_retryable_401(sim: RecraftSim, adapter: RecraftIma
 
 
 async def test_upstream_validation_400_is_the_clients_fault(adapter: RecraftImageAdapter) -> None:
-    job = ImageJob(spec=spec("recraftv3"), prompt="p", extra={"style": "icon"})
+    job = ImageJob(spec=spec("recraft20b"), prompt="p", extra={"style": "any"})
     with pytest.raises(ProviderError) as caught:
         await adapter.generate_image(job, DEFAULT_KEY, 5)
     err = caught.value
     assert (err.status, err.retryable, err.client_fault) == (400, False, True)
-    assert err.message == "style icon is not available for recraftv3"
+    assert err.message == "style any is not available for recraft20b"
 
 
 @pytest.mark.parametrize(("status", "retryable"), [(400, False), (429, True), (500, True)])
@@ -319,3 +324,7 @@ async def test_sim_validates_like_the_reference(sim: RecraftSim, http: aiohttp.C
     async with http.post(url, json={"prompt": "p", "size": "4:3"}, headers=auth) as resp:
         body = await resp.json()
         assert resp.status == 200 and body["data"][0]["url"].endswith(".webp")
+    vector = {"prompt": "p", "model": "recraft20b", "style": "icon", "response_format": "b64_json"}
+    async with http.post(url, json=vector, headers=auth) as resp:
+        [item] = (await resp.json())["data"]
+        assert base64.b64decode(item["b64_json"]).startswith(b"<svg")

@@ -222,8 +222,8 @@ def test_classify(status: int, expected: tuple[bool, bool]) -> None:
 
 
 class FastReplicate(ReplicateImageAdapter):
-    poll_interval_s: ClassVar[float] = 0.01
-    poll_max_interval_s: ClassVar[float] = 0.02
+    poll_interval_s = 0.01
+    poll_max_interval_s = 0.02
 
 
 class WaitingReplicate(FastReplicate):

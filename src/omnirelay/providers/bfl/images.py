@@ -200,8 +200,8 @@ _STATUS_RULES: dict[int, tuple[bool, bool]] = {
 
 class BFLImageAdapter(ImageAdapter):
     id: ClassVar[str] = "bfl"
-    poll_interval_s: ClassVar[float] = 0.5
-    poll_max_interval_s: ClassVar[float] = 3.0
+    poll_interval_s = 0.5
+    poll_max_interval_s = 3.0
 
     def classify(self, status: int, body: Any) -> tuple[bool, bool]:
         if status in _STATUS_RULES:

@@ -150,8 +150,8 @@ _CHANNEL_MARKERS = ("credit", "balance", "billing", "quota")  # a 400 about the 
 
 class LumaImageAdapter(ImageAdapter):
     id: ClassVar[str] = "luma"
-    poll_interval_s: ClassVar[float] = 1.0
-    poll_max_interval_s: ClassVar[float] = 5.0
+    poll_interval_s = 1.0
+    poll_max_interval_s = 5.0
 
     def classify(self, status: int, body: Any) -> tuple[bool, bool]:
         if status in (400, 403):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import math
 import time
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
+from PIL import Image
 
 from omnirelay.core.images import GeneratedImage, ImageInput, ImageJob, ImageResult
 from omnirelay.providers.base import FailureKind, ProviderError
@@ -190,6 +192,17 @@ def generation_request(job: ImageJob, *, n: int | None = None) -> dict[str, Any]
     return body
 
 
+def as_png(image: ImageInput, *, alpha: bool = False) -> ImageInput:
+    """dall-e-2 takes PNG only: other formats are re-encoded (RGBA when ``alpha``), PNG is kept as is."""
+    if image.media_type == "image/png":
+        return image
+    with Image.open(io.BytesIO(image.data)) as opened:
+        converted = opened.convert("RGBA" if alpha or "A" in opened.getbands() else "RGB")
+    buffer = io.BytesIO()
+    converted.save(buffer, format="PNG")
+    return ImageInput(buffer.getvalue(), "image/png", converted.width, converted.height)
+
+
 def edit_parts(job: ImageJob) -> list[Part]:
     """The multipart parts of ``POST /images/edits`` (dall-e-2: one image; gpt-image: up to 16)."""
     if not job.images:
@@ -199,10 +212,12 @@ def edit_parts(job: ImageJob) -> list[Part]:
     parts: list[Part] = []
     if family == GPT_IMAGE and len(job.images) > 1:
         parts.extend(("image[]", image) for image in job.images)
+    elif family == DALLE2:
+        parts.append(("image", as_png(job.images[0], alpha=True)))
     else:
         parts.append(("image", job.images[0]))
     if job.mask is not None:
-        parts.append(("mask", job.mask))
+        parts.append(("mask", as_png(job.mask, alpha=True) if family == DALLE2 else job.mask))
     parts += [("prompt", job.prompt), ("model", model), ("n", str(job.n)), ("size", pick_size(job))]
     if family == GPT_IMAGE:
         parts.append(("output_format", output_format(job)))
@@ -216,8 +231,9 @@ def variation_parts(job: ImageJob) -> list[Part]:
     """The multipart parts of ``POST /images/variations`` (dall-e-2 only upstream)."""
     if not job.images:
         raise ValueError("a variation needs an input image")
+    image = job.images[0]
     parts: list[Part] = [
-        ("image", job.images[0]),
+        ("image", as_png(image) if model_family(job.spec.upstream_model) == DALLE2 else image),
         ("model", job.spec.upstream_model),
         ("n", str(job.n)),
         ("size", pick_size(job)),

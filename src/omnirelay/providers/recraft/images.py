@@ -37,6 +37,9 @@ ASPECT_SIZES: dict[str, str] = {
 }
 SIZES: tuple[str, ...] = (*ASPECT_SIZES.values(), "1707x1024")
 DEFAULT_STYLE = "realistic_image"
+# Styles whose results are SVG: the gateway stores raster images only, so these are refused up front
+# (before Recraft bills a result the gateway would then have to throw away).
+VECTOR_STYLES = frozenset({"vector_illustration", "icon"})
 RESPONSE_FORMATS = ("b64_json", "url")
 # Client extras forwarded as they are (Recraft names).
 PASS_THROUGH = ("controls", "text_layout", "image_format", "style_id")
@@ -188,12 +191,21 @@ class RecraftImageAdapter(ImageAdapter):
 
     async def generate_image(self, job: ImageJob, api_key: str, timeout_s: float) -> ImageResult:
         deadline = time.monotonic() + timeout_s
+        request = to_request(job)
+        if request.get("style") in VECTOR_STYLES:
+            raise ProviderError(
+                FailureKind.HTTP,
+                f"style {request['style']} makes SVG vector images, which this gateway does not serve",
+                status=400,
+                retryable=False,
+                client_fault=True,
+            )
         body = await self.call_json(
             "POST",
             f"{self.base_url.rstrip('/')}/images/generations",
             deadline=deadline,
             headers={"Authorization": f"Bearer {api_key}"},
-            json=to_request(job),
+            json=request,
         )
         images = from_response(body)
         if not images:

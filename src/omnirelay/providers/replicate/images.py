@@ -182,8 +182,8 @@ _STATUS_RULES: dict[int, tuple[bool, bool]] = {
 
 class ReplicateImageAdapter(ImageAdapter):
     id: ClassVar[str] = "replicate"
-    poll_interval_s: ClassVar[float] = 1.0
-    poll_max_interval_s: ClassVar[float] = 4.0
+    poll_interval_s = 1.0
+    poll_max_interval_s = 4.0
     # Seconds of ``Prefer: wait`` on create (0: off); a model row's ``options.prefer_wait_s`` wins.
     prefer_wait_s: ClassVar[int] = 0
 
