@@ -8,6 +8,11 @@ from typing import Any
 # id -> "module:Class". Modules are imported when a channel first uses them.
 ADAPTERS: dict[str, str] = {
     "openai": "omnirelay.providers.openai_compat.adapter:OpenAICompatAdapter",
+    "azure_openai": "omnirelay.providers.azure_openai.adapter:AzureOpenAIAdapter",
+    "anthropic": "omnirelay.providers.anthropic.adapter:AnthropicAdapter",
+    "vertex_anthropic": "omnirelay.providers.anthropic.vertex:VertexAnthropicAdapter",
+    "gemini": "omnirelay.providers.gemini.adapter:GeminiAdapter",
+    "vertex_gemini": "omnirelay.providers.gemini.vertex:VertexGeminiAdapter",
     "openai_images": "omnirelay.providers.openai_images.images:OpenAIImagesAdapter",
     "stability": "omnirelay.providers.stability.images:StabilityImageAdapter",
     "bfl": "omnirelay.providers.bfl.images:BFLImageAdapter",

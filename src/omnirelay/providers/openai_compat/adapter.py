@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import ClassVar
 
 import aiohttp
@@ -19,6 +19,7 @@ _FORWARDED_ERROR_HEADERS = ("retry-after", "x-ratelimit-reset-requests", "x-rate
 class OpenAICompatAdapter:
     id: ClassVar[str] = "openai"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
+    dialect: ClassVar[str] = "openai_chat"  # the wire format of its chat calls (dialects/base.py)
 
     def __init__(
         self, channel: ChannelConfig, http: aiohttp.ClientSession, *, connect_timeout_s: float = 10.0
@@ -82,7 +83,18 @@ class OpenAICompatAdapter:
         headers = {h: resp.headers[h] for h in _FORWARDED_ERROR_HEADERS if h in resp.headers}
         raise http_error(resp.status, body, headers)
 
-    async def chat(self, body: bytes, api_key: str, timeout_s: float) -> UpstreamReply:
+    async def chat(
+        self,
+        body: bytes,
+        api_key: str,
+        timeout_s: float,
+        *,
+        upstream_model: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamReply:
+        """One non-streaming call. ``upstream_model`` and ``headers`` are part of the adapter
+        interface (formats that put the model in the URL, client headers to forward); the
+        OpenAI-compatible wire needs neither: the model is already in ``body``."""
         resp = await self._post(body, api_key, self._timeout(timeout_s, False), stream=False)
         await self._raise_for_status(resp)
         try:
@@ -97,7 +109,15 @@ class OpenAICompatAdapter:
             resp.release()
         return UpstreamReply(resp.status, data, resp.headers.get("Content-Type", _JSON))
 
-    async def open_stream(self, body: bytes, api_key: str, timeout_s: float) -> aiohttp.ClientResponse:
+    async def open_stream(
+        self,
+        body: bytes,
+        api_key: str,
+        timeout_s: float,
+        *,
+        upstream_model: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
         """POST a streaming request; returns the response once its status says the stream began.
 
         ``timeout_s`` bounds the wait for the first byte and every gap between chunks, not the whole
