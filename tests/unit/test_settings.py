@@ -122,7 +122,7 @@ def test_models_map() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"provider": "anthropic"},
+        {"provider": "no-such-provider"},
         {"weight": -1},
         {"timeout_s": 0},
         {"timeout_s": -5},

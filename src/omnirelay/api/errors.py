@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from omnirelay.api.common import JSONResponse
-from omnirelay.dialects.errors import error_302, error_openai
+from omnirelay.dialects.errors import error_302, error_anthropic, error_google, error_openai
 from omnirelay.errors import (
     GatewayError,
     InvalidRequest,
@@ -27,7 +27,11 @@ def render(request: Request, exc: GatewayError) -> Response:
 
 
 def render_for_path(path: str, exc: GatewayError) -> Response:
-    if path.startswith("/v1/") or path == "/v1":
+    if path.startswith("/v1/messages"):
+        body = error_anthropic(exc)
+    elif path.startswith("/v1beta") or (path.startswith("/v1/models/") and ":" in path):
+        body = error_google(exc)
+    elif path.startswith("/v1/") or path == "/v1":
         body = error_openai(exc)
     else:
         body = error_302(exc)

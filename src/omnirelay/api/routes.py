@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from omnirelay.api import admin, chat, dashboard, images, models, system
+from omnirelay.api import admin, chat, dashboard, gemini, images, messages, models, responses, system
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,23 @@ OPS: tuple[Op, ...] = (
         "client",
         hot=True,
     ),
+    Op("POST", "/v1/messages", messages.messages, "Chat", "Anthropic Messages (JSON or SSE)", "client"),
+    Op("POST", "/v1/messages/count_tokens", messages.count_tokens, "Chat", "Anthropic token count", "client"),
+    Op(
+        "POST", "/v1/responses", responses.create_response, "Chat", "OpenAI Responses (JSON or SSE)", "client"
+    ),
+    Op(
+        "POST",
+        "/v1beta/models/{target}",
+        gemini.model_action,
+        "Chat",
+        "Gemini generate / stream / count",
+        "client",
+    ),
+    # The google-genai SDK's default API version is v1: the same methods under /v1/models.
+    Op("POST", "/v1/models/{target}", gemini.model_action, "Chat", "Gemini methods (v1 path)", "client"),
+    Op("GET", "/v1beta/models", gemini.list_models, "Chat", "Gemini model list", "client"),
+    Op("GET", "/v1beta/models/{target}", gemini.get_model, "Chat", "One Gemini model", "client"),
     Op(
         "GET",
         "/v1/models",

@@ -72,3 +72,29 @@ def count_tools(tools: Any) -> int:
     import orjson
 
     return count_text(orjson.dumps(tools).decode())
+
+
+def count_request(request: Any) -> int:
+    """Tokens of a canonical ``core.chat.ChatRequest``: system, messages and tool definitions."""
+    total = 3 + sum(count_text(p.text) for p in request.system)
+    for message in request.messages:
+        total += _PER_MESSAGE
+        for part in message.parts:
+            kind = getattr(part, "kind", "")
+            if kind == "text":
+                total += count_text(part.text)
+            elif kind == "image":
+                total += _PER_IMAGE
+            elif kind == "thinking":
+                total += count_text(part.text)
+            elif kind == "tool_call":
+                total += count_text(part.name) + count_text(part.arguments)
+            elif kind == "tool_result":
+                for inner in part.content:
+                    total += count_text(inner.text) if inner.kind == "text" else _PER_IMAGE
+    for tool in request.tools:
+        import orjson
+
+        total += count_text(tool.name) + count_text(tool.description or "")
+        total += count_text(orjson.dumps(tool.parameters).decode())
+    return total

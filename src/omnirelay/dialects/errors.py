@@ -36,6 +36,65 @@ def error_302(exc: GatewayError) -> dict[str, Any]:
     }
 
 
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    402: "RESOURCE_EXHAUSTED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    413: "INVALID_ARGUMENT",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def _with_302_fields(error: dict[str, Any], exc: GatewayError) -> dict[str, Any]:
+    fields = error_302(exc)["error"]
+    for name in ("err_code", "message_cn", "message_en", "message_jp"):
+        error[name] = fields[name]
+    return error
+
+
+def error_anthropic(exc: GatewayError) -> dict[str, Any]:
+    """Anthropic's ``{"type": "error", "error": {"type", "message"}}`` (plus the 302 fields)."""
+    if (
+        isinstance(exc, UpstreamClientError)
+        and isinstance(exc.body, dict)
+        and exc.body.get("type") == "error"
+    ):
+        return exc.body
+    kind = _ANTHROPIC_TYPES.get(exc.http_status, "api_error")
+    return {"type": "error", "error": _with_302_fields({"type": kind, "message": exc.message}, exc)}
+
+
+def error_google(exc: GatewayError) -> dict[str, Any]:
+    """Google's ``{"error": {"code", "message", "status"}}`` (plus the 302 fields)."""
+    if isinstance(exc, UpstreamClientError) and isinstance(exc.body, dict):
+        inner = exc.body.get("error")
+        if isinstance(inner, dict) and "status" in inner:
+            return exc.body
+    status = _GOOGLE_STATUS.get(exc.http_status, "INTERNAL")
+    error = {"code": exc.http_status, "message": exc.message, "status": status}
+    return {"error": _with_302_fields(error, exc)}
+
+
 def error_openai(exc: GatewayError) -> dict[str, Any]:
     """OpenAI's error object; gateway-side errors also carry the 302 fields, which OpenAI SDKs ignore."""
     if isinstance(exc, UpstreamClientError) and exc.body is not None:

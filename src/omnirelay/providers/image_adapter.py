@@ -131,7 +131,13 @@ class ImageAdapter:
                         retryable=False,
                     )
                 await asyncio.sleep(wait)
-            answer = await fetch()
+            try:
+                answer = await fetch()
+            except ProviderError as exc:
+                if exc.kind is FailureKind.TIMEOUT and exc.retryable:
+                    # The job is already submitted: trying another channel would pay for it twice.
+                    raise ProviderError(FailureKind.TIMEOUT, exc.message, retryable=False) from exc
+                raise
             polls += 1
             if is_done(answer):
                 return answer, polls

@@ -286,6 +286,6 @@ async def test_a_poll_error_surfaces(sim: HidreamSim, http: aiohttp.ClientSessio
 async def test_running_out_of_time_names_the_task(sim: HidreamSim, http: aiohttp.ClientSession) -> None:
     sim.config.polls_before_ready = 1000
     with pytest.raises(ProviderError) as caught:
-        await make_adapter(sim, http).generate_image(default_job(SPEC), DEFAULT_KEY, 0.2)
+        await make_adapter(sim, http).generate_image(default_job(SPEC), DEFAULT_KEY, 1.0)
     assert caught.value.kind is FailureKind.TIMEOUT and not caught.value.retryable
     assert next(iter(sim.jobs)) in caught.value.message

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import aiohttp
 import orjson
 
 from omnirelay.providers.base import Capability, FailureKind, ProviderError, UpstreamReply
 from omnirelay.providers.openai_compat.errors import http_error
+from omnirelay.providers.openai_compat.vendors import Vendor, prepare_body, vendor_for
 from omnirelay.settings import ChannelConfig
 
 _JSON = "application/json"
@@ -29,6 +30,19 @@ class OpenAICompatAdapter:
         self._connect_s = connect_timeout_s
         self._limits: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
         self._chat_url = f"{channel.base_url}/chat/completions"
+        # The vendor-table row matching the base_url's host (catalog/vendors.yaml), or None.
+        self.vendor: Vendor | None = vendor_for(channel)
+
+    def prepare(self, body_bytes: bytes, body: dict[str, Any] | None, stream: bool) -> bytes:
+        """The request body this channel's vendor accepts (see vendors.apply_vendor).
+
+        ``body`` is ``body_bytes`` parsed, or None to parse it here only if needed. Without a vendor
+        row, or when the row changes nothing, ``body_bytes`` itself is returned.
+        """
+        vendor = self.vendor
+        if vendor is None:
+            return body_bytes
+        return prepare_body(body_bytes, body, vendor, stream=stream)
 
     def _timeout(self, seconds: float, stream: bool) -> aiohttp.ClientTimeout:
         """Timeouts are immutable, so one object per (seconds, kind) is shared by every call."""
@@ -45,11 +59,19 @@ class OpenAICompatAdapter:
         return limits
 
     def _headers(self, api_key: str, stream: bool) -> dict[str, str]:
-        return {
+        headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": _JSON,
             "Accept": "text/event-stream" if stream else _JSON,
         }
+        vendor = self.vendor
+        if vendor is not None:
+            auth_header = vendor.auth_header
+            if auth_header is not None:
+                del headers["Authorization"]
+                headers[auth_header] = api_key
+            headers.update(vendor.extra_headers)
+        return headers
 
     async def _post(
         self, body: bytes, api_key: str, limits: aiohttp.ClientTimeout, stream: bool

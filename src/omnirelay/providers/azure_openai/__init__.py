@@ -1,0 +1,1 @@
+"""Azure OpenAI: Chat Completions on per-deployment URLs with ``api-key`` auth (see adapter.py)."""
