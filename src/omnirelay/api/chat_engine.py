@@ -334,6 +334,9 @@ async def _stream(
                     "error",
                     str(openai_meter.error.get("message", "upstream error"))[:500],
                 )
+            upstream_error = getattr(parser, "error", None)  # an error event inside the upstream's stream
+            if upstream_error:
+                rec.status, rec.error = "error", str(upstream_error)[:500]
             gw.billing.settle(hold, info.price, final_usage(), rec)
 
     def on_close() -> None:
