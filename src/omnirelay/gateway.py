@@ -20,11 +20,14 @@ from omnirelay.core.keys import KeyRegistry
 from omnirelay.core.latency import LatencyBoard
 from omnirelay.core.pricing import PriceBook, load_shipped_catalog
 from omnirelay.core.router import Router
+from omnirelay.core.tasks.engine import TaskEngine
+from omnirelay.core.tasks.images import ImageTaskHandler
 from omnirelay.providers.registry import adapter_class
 from omnirelay.settings import ChannelConfig, Settings
 from omnirelay.store.db import create_engine, migrate
 from omnirelay.store.files import FileStore, build_file_store
 from omnirelay.store.repo import Store
+from omnirelay.store.tasks import TaskStore
 from omnirelay.store.writer import UsageWriter
 
 log = logging.getLogger("omnirelay")
@@ -64,6 +67,19 @@ class Gateway:
             files=lambda: self.files,
             http=lambda: self.http,
         )
+        self.tasks = TaskEngine(
+            settings=settings,
+            store=TaskStore(self.engine),
+            billing=self.billing,
+            keys=self.keys,
+            prices=self.prices,
+            http=lambda: self.http,
+        )
+        self.tasks.register(
+            ImageTaskHandler(
+                images=self.images, router=self.router, routing=settings.routing, files=lambda: self.files
+            )
+        )
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -96,11 +112,13 @@ class Gateway:
         await self.channels.load(self.settings.channels)
         await self._init_admin_key()
         self.writer.start()
+        await self.tasks.start()
         # Everything built so far lives as long as the process: keep it out of every GC pass.
         gc.collect()
         gc.freeze()
 
     async def stop(self) -> None:
+        await self.tasks.stop()
         await self.writer.close()
         if self._files is not None:
             await self._files.close()

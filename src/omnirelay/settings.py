@@ -114,6 +114,22 @@ class UsageLogSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1)
 
 
+class TaskSettings(BaseModel):
+    """The durable task engine (docs/tasks.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    worker: bool = True  # run the worker in this process (pollers, webhooks)
+    tick_s: float = Field(default=0.5, gt=0)
+    poll_interval_s: float = Field(default=2.0, gt=0)
+    max_poll_interval_s: float = Field(default=15.0, gt=0)
+    deadline_s: float = Field(default=3600.0, gt=0)
+    lease_s: float = Field(default=120.0, gt=0)
+    concurrency: int = Field(default=16, ge=1)
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_s: float = Field(default=2.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -131,6 +147,7 @@ class Settings(BaseModel):
     models: list[dict[str, Any]] = Field(default_factory=list)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     image_fetch: FetchPolicy = Field(default_factory=FetchPolicy)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
 
     @field_validator("database_url")
     @classmethod

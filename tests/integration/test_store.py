@@ -19,7 +19,7 @@ from omnirelay.store import tables as t
 from omnirelay.store.db import create_engine, migrate
 from omnirelay.store.repo import Store, UsageRow
 
-TABLES = {"meta", "accounts", "api_keys", "channels", "ledger", "usage_logs"}
+TABLES = {"meta", "accounts", "api_keys", "channels", "ledger", "usage_logs", "tasks"}
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ async def test_migrate_creates_schema_and_is_idempotent(database_url: str) -> No
         await migrate(engine)
         names, versions, diff = await _schema_state(engine)
         assert names == {*TABLES, "alembic_version"}
-        assert versions == ["0001"]
+        assert versions == ["0002"]
         # The migration builds exactly what tables.py declares (columns, types, indexes, constraints).
         assert diff == []
 
@@ -136,7 +136,7 @@ async def test_migrate_creates_schema_and_is_idempotent(database_url: str) -> No
         await store.set_meta("marker", "kept")
         await migrate(engine)  # a second run is a no-op and keeps data
         names2, versions2, diff2 = await _schema_state(engine)
-        assert (names2, versions2, diff2) == (names, ["0001"], [])
+        assert (names2, versions2, diff2) == (names, ["0002"], [])
         assert await store.get_meta("marker") == "kept"
     finally:
         await engine.dispose()
@@ -157,7 +157,7 @@ def test_cli_migrate(database_url: str, capsys: pytest.CaptureFixture[str]) -> N
 
     names, versions, diff = asyncio.run(check())
     assert names == {*TABLES, "alembic_version"}
-    assert versions == ["0001"]
+    assert versions == ["0002"]
     assert diff == []
 
 

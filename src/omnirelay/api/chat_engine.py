@@ -29,7 +29,15 @@ from omnirelay.api.common import request_id
 from omnirelay.api.streaming import EventStreamResponse
 from omnirelay.core.accounts import KeyState
 from omnirelay.core.billing import CallRecord, Hold
-from omnirelay.core.chat import ChatRequest, StreamEvent, StreamUsage, TextDelta, ThinkingDelta, ToolCallDelta
+from omnirelay.core.chat import (
+    ChatRequest,
+    StreamError,
+    StreamEvent,
+    StreamUsage,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+)
 from omnirelay.core.dispatch import AttemptLog, dispatch
 from omnirelay.core.pricing import ModelInfo
 from omnirelay.core.router import Channel
@@ -266,6 +274,7 @@ async def _stream(
     )
     parser = None if openai_meter is not None else registry.upstream(sent.upstream_dialect).stream_parser()
     collect = _Collect()
+    upstream_failed: list[str] = []  # the upstream's own error event, already rendered to the client
 
     def final_usage() -> Usage:
         if openai_meter is not None:
@@ -292,7 +301,10 @@ async def _stream(
         for event in group:
             events = parser.feed(event)
             collect.add(events)
-            out.extend(renderer().event(e) for e in events)
+            for canonical in events:
+                if isinstance(canonical, StreamError):
+                    upstream_failed.append(canonical.message)
+                out.append(renderer().event(canonical))
         return b"".join(out)
 
     async def events() -> AsyncGenerator[bytes, None]:
@@ -306,7 +318,9 @@ async def _stream(
                 chunk = transform(group)
                 if chunk:
                     yield chunk
-            if not upstream_done():
+            if upstream_failed:
+                rec.status, rec.error = "error", upstream_failed[0][:500]
+            elif not upstream_done():
                 rec.status, rec.error = "error", "upstream ended the stream early"
                 channel.breaker.record(False)
                 yield renderer().error(

@@ -20,6 +20,8 @@ from omnirelay.core.billing import CallRecord
 from omnirelay.core.fetch import image_from_upload, load_image
 from omnirelay.core.images import ImageInput, ImageJob, ImageResult
 from omnirelay.core.imaging import ImageOutcome, Operation
+from omnirelay.core.tasks.images import task_view
+from omnirelay.core.usage import Usage
 from omnirelay.errors import (
     ContentRefused,
     GatewayError,
@@ -238,15 +240,13 @@ def task_object(task_id: str, job: ImageJob, req: dict[str, Any], outcome: Image
 async def generate_v2(request: Request) -> JSONResponse:
     """POST /302/v2/image/generate in its synchronous mode: a completed or failed task object."""
     gw = gateway(request)
-    gw.keys.authenticate(client_key(request.headers))
-    if request.query_params.get("run_async") in ("true", "1") or request.query_params.get("webhook"):
-        raise InvalidRequest(
-            "run_async and webhook need the durable task engine, which this gateway does not run yet; "
-            "call without them for a synchronous result.",
-            param="run_async",
-        )
+    key = gw.keys.authenticate(client_key(request.headers))
+    webhook = request.query_params.get("webhook") or None
+    run_async = request.query_params.get("run_async", "").lower() in ("true", "1") or webhook is not None
     form = await _read_form(request, gw.settings.max_body_bytes)
     job, info = await _job_from_302_form(gw, form, model_error=UnprocessableEntity)
+    if run_async:
+        return await _submit_v2_task(request, gw, key, form, job, info, webhook)
     started = time.time()
     # The request as echoed in the task: inline image data is left out, URLs are kept.
     req = {k: v for k, v in form.fields.items() if not (isinstance(v, str) and v.startswith("data:"))}
@@ -258,6 +258,59 @@ async def generate_v2(request: Request) -> JSONResponse:
         # The call was accepted and routed: its failure is the task's verdict, not an HTTP error.
         return JSONResponse(task_object(task_id, job, req, None, error=exc, started=started, rid=rid))
     return JSONResponse(task_object(task_id, job, req, outcome, error=None, started=started, rid=rid))
+
+
+async def _submit_v2_task(
+    request: Request, gw: Gateway, key: Any, form: Form, job: ImageJob, info: Any, webhook: str | None
+) -> JSONResponse:
+    """Async mode: inputs go to storage, the task row is written, the worker does the rest."""
+    files = gw.files
+    inputs = [await files.put(image.data, image.media_type) for image in job.images]
+    mask = await files.put(job.mask.data, job.mask.media_type) if job.mask is not None else None
+    params = {
+        "prompt": job.prompt,
+        "width": job.width,
+        "height": job.height,
+        "size": job.size,
+        "aspect_ratio": job.aspect_ratio,
+        "negative_prompt": job.negative_prompt,
+        "output_format": job.output_format,
+        "n": job.n,
+        "seed": job.seed,
+        "extra": job.extra,
+    }
+    req = {k: v for k, v in form.fields.items() if not (isinstance(v, str) and v.startswith("data:"))}
+    price = info.price
+    hold = price.cost(Usage(requests=job.n)) if price is not None else 0
+    task = await gw.tasks.create(
+        key=key,
+        family="image_v2",
+        kind="image",
+        model=job.spec.id,
+        hold=hold,
+        request={
+            "req": req,
+            "job": params,
+            "inputs": inputs,
+            "mask": mask,
+            "public_base": _public_base(request, gw),
+        },
+        request_id=request_id(request),
+        webhook_url=webhook,
+    )
+    return JSONResponse(
+        {"task_id": task.id, "status": "pending", "created_at": task_view(task)["created_at"]}
+    )
+
+
+async def fetch_v2(request: Request) -> JSONResponse:
+    """GET /302/v2/image/fetch/{task_id}: the task object; another account's task is a 404."""
+    gw = gateway(request)
+    key = gw.keys.authenticate(client_key(request.headers))
+    task = await gw.tasks.get(request.path_params["task_id"], key.account.id)
+    if task is None or task.family != "image_v2":
+        raise NotFound("There is no such task.")
+    return JSONResponse(task_view(task))
 
 
 # --- OpenAI Images format ------------------------------------------------------------------------

@@ -156,6 +156,7 @@ OPS: tuple[Op, ...] = (
         "Unified image generation V2 (sync)",
         "client",
     ),
+    Op("GET", "/302/v2/image/fetch/{task_id}", images.fetch_v2, "Images", "A V2 image task", "client"),
     Op(
         "POST",
         "/v1/images/generations",

@@ -49,6 +49,7 @@ class AccountState:
     balance: int
     created_at: int
     held: int = 0
+    webhook_secret: str = ""
 
     @property
     def available(self) -> int:

@@ -74,7 +74,18 @@ class Billing:
         return Hold(key=key, amount=amount, day=today)
 
     def settle(self, hold: Hold, price: Price | None, usage: Usage | None, rec: CallRecord) -> int:
-        """Release the hold and charge ``usage`` at ``price``; ``usage=None`` means nothing is owed."""
+        """Release the hold and charge ``usage`` at ``price``; ``usage=None`` means nothing is owed.
+
+        The usage row and ledger charge go to the batched writer. Durable tasks use ``usage_row`` and
+        ``apply`` instead, writing the row in the same transaction as the task's final state.
+        """
+        row = self.usage_row(hold, price, usage, rec)
+        self.apply(hold, row)
+        self._writer.submit(row)
+        return row.cost
+
+    def apply(self, hold: Hold, row: UsageRow) -> None:
+        """Release ``hold`` and charge ``row.cost`` to the in-memory account and key."""
         if not hold.open:
             raise RuntimeError("hold settled twice")
         hold.open = False
@@ -82,40 +93,48 @@ class Billing:
         account = key.account
         account.held -= hold.amount
         key.held -= hold.amount
+        key.roll_day(row.cost_date)
+        account.balance -= row.cost
+        key.current_cost += row.cost
+        key.current_date_cost += row.cost
+
+    def restore(self, key: KeyState, amount: int) -> Hold:
+        """Re-take a hold recorded in the database (a durable task's, after a restart): no checks."""
+        key.account.held += amount
+        key.held += amount
+        return Hold(key=key, amount=amount, day=utc_day())
+
+    def usage_row(self, hold: Hold, price: Price | None, usage: Usage | None, rec: CallRecord) -> UsageRow:
+        """The usage row (with its cost) that settling ``hold`` for ``usage`` writes; changes nothing."""
+        key = hold.key
+        account = key.account
         cost = price.cost(usage) if (price is not None and usage is not None) else 0
         day = utc_day()
-        key.roll_day(day)
-        account.balance -= cost
-        key.current_cost += cost
-        key.current_date_cost += cost
         now = time.time()
         u = usage or Usage(requests=0)
-        self._writer.submit(
-            UsageRow(
-                request_id=rec.request_id,
-                account_id=account.id,
-                key_id=key.id,
-                api_name=key.api_name,
-                endpoint=rec.endpoint,
-                model=rec.model,
-                channel=rec.channel,
-                status=rec.status,
-                http_status=rec.http_status,
-                stream=rec.stream,
-                input_tokens=u.input_total,
-                cached_input_tokens=u.input_cache_read,
-                cache_write_tokens=u.input_cache_write,
-                output_tokens=u.output,
-                reasoning_tokens=u.reasoning,
-                requests=u.requests,
-                estimated=u.estimated,
-                cost=cost,
-                latency_ms=int((now - rec.started) * 1000) if rec.started else 0,
-                first_byte_ms=rec.first_byte_ms,
-                attempts=rec.attempts,
-                error=rec.error,
-                created_at=int(now),
-                cost_date=day,
-            )
+        return UsageRow(
+            request_id=rec.request_id,
+            account_id=account.id,
+            key_id=key.id,
+            api_name=key.api_name,
+            endpoint=rec.endpoint,
+            model=rec.model,
+            channel=rec.channel,
+            status=rec.status,
+            http_status=rec.http_status,
+            stream=rec.stream,
+            input_tokens=u.input_total,
+            cached_input_tokens=u.input_cache_read,
+            cache_write_tokens=u.input_cache_write,
+            output_tokens=u.output,
+            reasoning_tokens=u.reasoning,
+            requests=u.requests,
+            estimated=u.estimated,
+            cost=cost,
+            latency_ms=int((now - rec.started) * 1000) if rec.started else 0,
+            first_byte_ms=rec.first_byte_ms,
+            attempts=rec.attempts,
+            error=rec.error,
+            created_at=int(now),
+            cost_date=day,
         )
-        return cost

@@ -373,3 +373,22 @@ async def load_image(
             return await asyncio.to_thread(decode_data_url, value, policy, param=param)
         return decode_data_url(value, policy, param=param)
     return await fetch_image(value, http=http, policy=policy, param=param)
+
+
+async def vet_outbound_url(
+    value: str, policy: FetchPolicy, *, param: str, what: str
+) -> tuple[URL, list[IPAddress]]:
+    """The same address rules for any URL the gateway calls on a client's behalf (e.g. webhooks).
+
+    Returns the parsed URL and the vetted addresses to connect to; refusals say ``what`` was refused.
+    """
+    try:
+        url = _parse_url(value, param)
+        return url, await _vet(url, policy, param)
+    except UnprocessableEntity as exc:
+        raise UnprocessableEntity(exc.message.replace("image URL", what), param=param) from None
+
+
+def pinned_target(url: URL, ip: IPAddress) -> URL:
+    """``url`` with its host replaced by a vetted address (send the original Host header with it)."""
+    return _target(url, ip)

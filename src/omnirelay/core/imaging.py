@@ -218,6 +218,10 @@ class ImageService:
             finished=time.time(),
         )
 
+    async def store_results(self, images: list[GeneratedImage], public_base: str) -> list[StoredImage]:
+        """Download or decode each result, check it is an image, and store it under a public URL."""
+        return await self._store_all(images, public_base)
+
     async def _store_all(self, images: list[GeneratedImage], public_base: str) -> list[StoredImage]:
         files = self._files()
         stored = []

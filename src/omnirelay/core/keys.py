@@ -103,7 +103,13 @@ class KeyRegistry:
 
     async def load(self) -> None:
         accounts = {
-            row["id"]: AccountState(row["id"], row["name"], int(row["balance"]), int(row["created_at"]))
+            row["id"]: AccountState(
+                row["id"],
+                row["name"],
+                int(row["balance"]),
+                int(row["created_at"]),
+                webhook_secret=str(row.get("webhook_secret") or ""),
+            )
             for row in await self._store.load_accounts()
         }
         by_hash: dict[str, KeyState] = {}
@@ -133,7 +139,9 @@ class KeyRegistry:
 
     async def create_account(self, name: str, balance: int) -> AccountState:
         row = await self._store.create_account(name, balance)
-        account = AccountState(row["id"], name, balance, row["created_at"])
+        account = AccountState(
+            row["id"], name, balance, row["created_at"], webhook_secret=row["webhook_secret"]
+        )
         self.accounts[account.id] = account
         return account
 
@@ -150,6 +158,9 @@ class KeyRegistry:
         return account
 
     # --- keys -----------------------------------------------------------------------------------
+
+    def key_by_id(self, key_id: int) -> KeyState | None:
+        return self._by_id.get(key_id)
 
     def keys_of(self, account_id: int) -> list[KeyState]:
         return sorted((k for k in self._by_id.values() if k.account.id == account_id), key=lambda k: k.id)

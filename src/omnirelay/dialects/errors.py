@@ -97,8 +97,8 @@ def error_google(exc: GatewayError) -> dict[str, Any]:
 
 def error_openai(exc: GatewayError) -> dict[str, Any]:
     """OpenAI's error object; gateway-side errors also carry the 302 fields, which OpenAI SDKs ignore."""
-    if isinstance(exc, UpstreamClientError) and exc.body is not None:
-        return exc.body
+    if isinstance(exc, UpstreamClientError) and exc.body is not None and "type" not in exc.body:
+        return exc.body  # an OpenAI-shaped upstream error, passed on as it came
     body = error_302(exc)
     error = body["error"]
     error["param"] = exc.param

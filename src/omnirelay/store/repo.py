@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,9 +96,12 @@ class Store:
 
     async def create_account(self, name: str, balance: int) -> dict[str, Any]:
         created = now_s()
+        secret = secrets.token_hex(32)  # signs this account's task webhooks
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                insert(t.accounts).values(name=name, balance=balance, created_at=created)
+                insert(t.accounts).values(
+                    name=name, balance=balance, created_at=created, webhook_secret=secret
+                )
             )
             account_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             if balance:
@@ -106,7 +110,13 @@ class Store:
                         account_id=account_id, kind="topup", amount=balance, created_at=created
                     )
                 )
-        return {"id": account_id, "name": name, "balance": balance, "created_at": created}
+        return {
+            "id": account_id,
+            "name": name,
+            "balance": balance,
+            "created_at": created,
+            "webhook_secret": secret,
+        }
 
     async def topup(self, account_id: int, amount: int) -> int:
         async with self.engine.begin() as conn:

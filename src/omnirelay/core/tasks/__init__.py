@@ -1,0 +1,1 @@
+"""Durable tasks: every long job is a database row before it is an upstream call."""
