@@ -41,6 +41,12 @@ async def balance(request: Request) -> JSONResponse:
     return _ok({"balance": usd_str(key.account.balance)})
 
 
+async def webhook_secret(request: Request) -> JSONResponse:
+    """The secret that signs this account's task webhooks (X-Omnirelay-Signature)."""
+    _, key = _manager(request)
+    return _ok({"webhook_secret": key.account.webhook_secret})
+
+
 async def prices(request: Request) -> JSONResponse:
     gw, _ = _manager(request)
     path = request.query_params.get("path")

@@ -62,6 +62,14 @@ OPS: tuple[Op, ...] = (
     Op("GET", "/dashboard/balance", dashboard.balance, "Dashboard", "Account balance (USD)", "manager"),
     Op(
         "GET",
+        "/dashboard/webhook-secret",
+        dashboard.webhook_secret,
+        "Dashboard",
+        "Webhook signing secret",
+        "manager",
+    ),
+    Op(
+        "GET",
         "/dashboard/prices",
         dashboard.prices,
         "Dashboard",

@@ -16,6 +16,8 @@ def account_view(account: AccountState, keys: int) -> dict[str, Any]:
         "held": usd_str(account.held),
         "api_keys": keys,
         "created_at": account.created_at,
+        # Signs this account's task webhooks (docs/tasks.md); shown to the operator and the owner.
+        "webhook_secret": account.webhook_secret,
     }
 
 
