@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from omnirelay.api.asgi import OmnirelayApp
+from omnirelay.api.async_chat import AsyncChatHandler
 from omnirelay.api.errors import on_gateway_error, on_http_exception
 from omnirelay.api.routes import OPS
 from omnirelay.errors import GatewayError
@@ -39,4 +40,6 @@ def create_app(settings: Settings) -> OmnirelayApp:
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    # Async chat runs through the chat engine (api layer), so its handler is registered here.
+    gateway.tasks.register(AsyncChatHandler(gateway))
     return OmnirelayApp(app, {(op.method, op.path): op.endpoint for op in OPS if op.hot})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from omnirelay.api import async_chat
 from omnirelay.api.chat_engine import ChatCall, run_chat
 from omnirelay.api.common import client_key, gateway, read_body
 from omnirelay.api.streaming import EventStreamResponse
@@ -16,6 +17,7 @@ from omnirelay.dialects.openai_chat import (
     upstream_body,
     wants_stream,
 )
+from omnirelay.errors import InvalidRequest
 
 ENDPOINT = "/v1/chat/completions"
 
@@ -29,6 +31,11 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     key = gw.keys.authenticate(client_key(request.headers))
     raw = await read_body(request, gw.settings.max_body_bytes)
     body = parse_chat_request(raw)
+    if request.query_params:  # only the async mode reads the query string (keeps the hot path lean)
+        if request.query_params.get("async", "").lower() in ("true", "1"):
+            return await async_chat.submit(request, key, body)
+        if request.query_params.get("callback"):
+            raise InvalidRequest("'callback' needs async=true", param="callback")
     call = ChatCall(
         dialect="openai_chat",
         raw=raw,

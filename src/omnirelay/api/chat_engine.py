@@ -46,7 +46,7 @@ from omnirelay.core.usage import Usage
 from omnirelay.dialects import registry
 from omnirelay.dialects.base import StreamRenderer
 from omnirelay.dialects.openai_chat import StreamMeter, text_of_response, usage_from_response
-from omnirelay.errors import GatewayError, ModelNotFound, PermissionDenied
+from omnirelay.errors import GatewayError, ModelNotFound, PermissionDenied, UpstreamError
 from omnirelay.gateway import Gateway
 from omnirelay.providers.base import UpstreamReply
 from omnirelay.providers.openai_compat.adapter import iter_sse_events
@@ -158,9 +158,21 @@ def _estimate(call: ChatCall, text: str) -> Usage:
     return Usage(input_uncached=call.input_estimate or 0, output=count_text(text), estimated=True)
 
 
-async def _complete(
-    gw: Gateway, call: ChatCall, info: ModelInfo, hold: Hold, rec: CallRecord, attempts: AttemptLog
-) -> Response:
+@dataclass(slots=True)
+class Completed:
+    """A finished non-streaming call, rendered in the client's format, with what to bill."""
+
+    body: bytes
+    status: int
+    content_type: str
+    usage: Usage
+
+
+async def complete_once(
+    gw: Gateway, call: ChatCall, attempts: AttemptLog, rec: CallRecord | None = None
+) -> Completed:
+    """Route one non-streaming call and render the answer; no money moves here (the caller settles)."""
+
     async def attempt(channel: Channel, upstream_model: str, timeout_s: float) -> _Sent:
         body, target, passthrough = _upstream_body(call, channel, upstream_model)
         reply: UpstreamReply = await channel.adapter.chat(
@@ -173,34 +185,39 @@ async def _complete(
     elapsed = time.perf_counter() - sent_at
     gw.latency.record(call.model, elapsed)
     reply: UpstreamReply = sent.reply
-    rec.attempts, rec.channel = attempts.attempts, attempts.channel
-    rec.first_byte_ms = int(elapsed * 1000)
+    if rec is not None:
+        rec.attempts, rec.channel = attempts.attempts, attempts.channel
+        rec.first_byte_ms = int(elapsed * 1000)
     if sent.passthrough and sent.upstream_dialect == "openai_chat":
         usage, parsed = usage_from_response(reply.body)
         if usage is None:
             usage = _estimate(call, text_of_response(parsed) if parsed is not None else "")
-        gw.billing.settle(hold, info.price, usage, rec)
-        return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
+        return Completed(reply.body, reply.status, reply.content_type, usage)
     try:
         data = orjson.loads(reply.body)
     except orjson.JSONDecodeError:
         data = None
     if not isinstance(data, dict):
-        gw.billing.settle(hold, info.price, _estimate(call, ""), rec)
         if sent.passthrough:
-            return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
-        raise GatewayError("The upstream answered with a body that is not a JSON object.", status=502)
+            return Completed(reply.body, reply.status, reply.content_type, _estimate(call, ""))
+        raise UpstreamError("The upstream answered with a body that is not a JSON object.")
     upstream = registry.upstream(sent.upstream_dialect)
     if sent.passthrough:
         usage = upstream.usage_from_body(data) or _estimate(call, reply.body.decode(errors="replace"))
-        gw.billing.settle(hold, info.price, usage, rec)
-        return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
+        return Completed(reply.body, reply.status, reply.content_type, usage)
     response = upstream.from_body(data)
     if upstream.usage_from_body(data) is None:  # no usage upstream: count what came back
         response = dataclasses.replace(response, usage=_estimate(call, _text_of_parts(response.parts)))
-    gw.billing.settle(hold, info.price, response.usage, rec)
     rendered = registry.inbound(call.dialect).render(response, model=call.model, **_render_extras(call))
-    return Response(orjson.dumps(rendered), media_type="application/json")
+    return Completed(orjson.dumps(rendered), 200, "application/json", response.usage)
+
+
+async def _complete(
+    gw: Gateway, call: ChatCall, info: ModelInfo, hold: Hold, rec: CallRecord, attempts: AttemptLog
+) -> Response:
+    done = await complete_once(gw, call, attempts, rec)
+    gw.billing.settle(hold, info.price, done.usage, rec)
+    return Response(done.body, status_code=done.status, media_type=done.content_type)
 
 
 # Inbound formats whose answers repeat the request's settings (a Response echoes tools, instructions...).

@@ -8,7 +8,18 @@ from typing import Any
 
 from starlette.requests import Request
 
-from omnirelay.api import admin, chat, dashboard, gemini, images, messages, models, responses, system
+from omnirelay.api import (
+    admin,
+    async_chat,
+    chat,
+    dashboard,
+    gemini,
+    images,
+    messages,
+    models,
+    responses,
+    system,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +43,7 @@ OPS: tuple[Op, ...] = (
         "client",
         hot=True,
     ),
+    Op("GET", "/v1/async_result", async_chat.async_result, "Chat", "Result of an async chat task", "client"),
     Op("POST", "/v1/messages", messages.messages, "Chat", "Anthropic Messages (JSON or SSE)", "client"),
     Op("POST", "/v1/messages/count_tokens", messages.count_tokens, "Chat", "Anthropic token count", "client"),
     Op(
