@@ -1193,10 +1193,10 @@ def test_stream_parser_text_thoughts_calls_and_usage() -> None:
     assert events == [
         StreamStart(id="rid", model="gemini-2.5-flash"),
         ThinkingDelta(text="Hmm"),
-        ThinkingDelta(signature="U0lHMA=="),
+        ThinkingDelta(signature="U0lHMA==", separate=True),
         TextDelta("Hi"),
         TextDelta(" there"),
-        ThinkingDelta(signature="U0lH"),
+        ThinkingDelta(signature="U0lH", separate=True),
         ToolCallStart(0, "call_0", "f"),
         ToolCallDelta(0, '{"a":1}'),
         ToolCallStart(1, "call_1", "g"),

@@ -206,6 +206,8 @@ async def complete_once(
         usage = upstream.usage_from_body(data) or _estimate(call, reply.body.decode(errors="replace"))
         return Completed(reply.body, reply.status, reply.content_type, usage)
     response = upstream.from_body(data)
+    if not response.created:  # Anthropic and Gemini answers carry no timestamp
+        response = dataclasses.replace(response, created=int(time.time()))
     if upstream.usage_from_body(data) is None:  # no usage upstream: count what came back
         response = dataclasses.replace(response, usage=_estimate(call, _text_of_parts(response.parts)))
     rendered = registry.inbound(call.dialect).render(response, model=call.model, **_render_extras(call))

@@ -145,6 +145,10 @@ class ThinkingDelta:
     text: str = ""
     signature: str | None = None  # sent once at the end of a thinking block (Anthropic)
     redacted: str | None = None
+    # True: ``signature`` does not close the thinking block being streamed but starts a block of its
+    # own, placed just before the next part (a Gemini ``thoughtSignature`` on a text or functionCall
+    # part; the whole answer holds it as ``ThinkingPart("", signature)`` before that part).
+    separate: bool = False
 
 
 @dataclass(slots=True)

@@ -599,6 +599,10 @@ class AnthropicStreamRenderer:
         self._open: str | None = None  # the open block's kind: text, thinking, tool
         self._open_tool: int | None = None
         self._tool_blocks: dict[int, int] = {}  # tool call index -> block index
+        # Tool calls that started while another tool block was open: held (with their argument
+        # fragments) until that block closes, because Anthropic blocks follow one another.
+        self._queued: dict[int, tuple[str, str, list[str]]] = {}
+        self._open_args: list[str] = []  # argument fragments sent to the open tool block
         self._finish: FinishReason | None = None
         self._stop_sequence: str | None = None
         self._usage: Usage | None = None
@@ -657,12 +661,19 @@ class AnthropicStreamRenderer:
         if isinstance(event, TextDelta):
             if not event.text:
                 return out
+            out += self._flush_queued()
             if self._open != "text":
                 out += self._open_block("text", {"type": "text", "text": ""})
             return out + self._delta({"type": "text_delta", "text": event.text})
         if isinstance(event, ThinkingDelta):
-            return out + self._thinking(event)
+            return out + self._flush_queued() + self._thinking(event)
         if isinstance(event, ToolCallStart):
+            # The open tool block may still get fragments (upstreams that interleave calls) unless its
+            # arguments are already a whole JSON object: only then can the next call stream live.
+            if self._queued or (self._open == "tool" and not _is_json_object("".join(self._open_args))):
+                self._queued[event.index] = (event.id, event.name, [])
+                return out
+            self._open_args = []
             out += self._open_block(
                 "tool", {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
             )
@@ -670,21 +681,47 @@ class AnthropicStreamRenderer:
             self._tool_blocks[event.index] = self._index
             return out
         if isinstance(event, ToolCallDelta):
+            queued = self._queued.get(event.index)
+            if queued is not None:
+                queued[2].append(event.arguments)
+                return out
             block = self._tool_blocks.get(event.index)
             if block is None or not event.arguments:
                 return out
+            if event.index == self._open_tool:
+                self._open_args.append(event.arguments)
             # Tool calls arrive one after another; a late fragment of an earlier call (never seen from
             # real upstreams) still goes to that call's own block index.
             return out + self._delta({"type": "input_json_delta", "partial_json": event.arguments}, block)
         assert isinstance(event, StreamFinish)
+        out += self._flush_queued()
         self._finished = True
         self._finish, self._stop_sequence = event.finish_reason, event.stop_sequence
         return out + self._close_block()
+
+    def _flush_queued(self) -> bytes:
+        """Emit the held tool calls, each as a whole block, in the order they started."""
+        out = b""
+        for index, (call_id, name, fragments) in list(self._queued.items()):
+            out += self._open_block("tool", {"type": "tool_use", "id": call_id, "name": name, "input": {}})
+            self._open_tool = index
+            self._tool_blocks[index] = self._index
+            arguments = "".join(fragments)
+            if arguments:
+                out += self._delta({"type": "input_json_delta", "partial_json": arguments})
+        self._queued.clear()
+        return out
 
     def _thinking(self, event: ThinkingDelta) -> bytes:
         out = b""
         if event.redacted is not None:
             out += self._open_block("redacted", {"type": "redacted_thinking", "data": event.redacted})
+            return out + self._close_block()
+        if event.separate and event.signature:
+            # a signature that starts a block of its own (a Gemini signature on the next part): close
+            # the open block, then a thinking block holding only the signature
+            out += self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            out += self._delta({"type": "signature_delta", "signature": event.signature})
             return out + self._close_block()
         if event.text or event.signature:
             if self._open != "thinking":
@@ -698,7 +735,7 @@ class AnthropicStreamRenderer:
     def close(self) -> bytes:
         if self._ended:
             return b""
-        out = self._start() + self._close_block()
+        out = self._start() + self._flush_queued() + self._close_block()
         self._ended = True
         reason = stop_reason(self._finish or "stop", has_tool_calls=bool(self._tool_blocks))
         usage = render_usage(self._usage) if self._usage is not None else {"output_tokens": 0}
@@ -1146,3 +1183,10 @@ class AnthropicUpstream:
 
     def usage_from_body(self, data: JSON) -> Usage | None:
         return usage_from_body(data)
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        return False

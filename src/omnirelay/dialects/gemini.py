@@ -835,7 +835,9 @@ class GeminiStreamRenderer:
     as one ``functionCall`` part once complete: when a later call starts and the earlier ones hold a
     complete JSON object (upstreams stream calls one after another), or before any other content, or
     in the last chunk. The last chunk (``close``) carries ``finishReason`` and ``usageMetadata``;
-    Gemini clients always get usage, whatever ``include_usage`` says.
+    Gemini clients always get usage, whatever ``include_usage`` says. A signature that does not close
+    the thought being streamed (``separate``, or with no thought open) is held and put on the next
+    part, as the whole answer does.
     """
 
     __slots__ = ("_calls", "_finish", "_in_thought", "_model", "_pending_sig", "_response_id", "_usage")
@@ -873,8 +875,10 @@ class GeminiStreamRenderer:
             if index == keep:
                 continue
             call = self._calls[index]
-            args = _object_or_none("".join(call.arguments))
-            if args is None and only_complete:
+            text = "".join(call.arguments)
+            args = _object_or_none(text)
+            # Complete means a whole JSON object arrived: no fragment yet is not complete.
+            if only_complete and (args is None or not text.strip()):
                 continue
             del self._calls[index]
             function: JSON = {"name": call.name, "args": args or {}}
@@ -894,6 +898,9 @@ class GeminiStreamRenderer:
                 parts.extend(self._thinking(event))
             return self._chunk(parts) if parts else b""
         if isinstance(event, ToolCallStart):
+            # Gemini sends a call whole: a call whose arguments already form a whole JSON object goes
+            # out when the next one starts; any other is held until other content or the end (the
+            # fragments of several calls may interleave).
             self._in_thought = False
             parts = self._take_calls(only_complete=True, keep=event.index)
             self._calls.setdefault(event.index, _BufferedCall(event.id, event.name))
@@ -925,6 +932,8 @@ class GeminiStreamRenderer:
             parts.append(part)
             self._in_thought = event.signature is None
         elif event.signature:
+            if event.separate:  # a signature of its own, for the next part: the thought block ends
+                self._in_thought = False
             if self._in_thought:  # the signature closes the thought block being streamed
                 parts.append({"text": "", "thought": True, "thoughtSignature": event.signature})
                 self._in_thought = False
@@ -1108,8 +1117,11 @@ class GeminiStreamParser:
 
     Each ``data:`` chunk is a whole GenerateContentResponse holding the next parts. A functionCall part
     (Gemini sends them whole) becomes ToolCallStart plus one ToolCallDelta with all the arguments.
-    Usage is read from every chunk's ``usageMetadata`` (the last one is final) and reported once the
-    chunk with ``finishReason`` arrived, which is also Gemini's end of stream (``done``).
+    A ``thoughtSignature`` on a thought part closes that thought (``ThinkingDelta(signature=...)``); one
+    on a text or functionCall part is ``ThinkingDelta(signature=..., separate=True)`` just before that
+    part's events, as ``from_body`` makes a ``ThinkingPart("", signature)`` before it. Usage is read
+    from every chunk's ``usageMetadata`` (the last one is final) and reported once the chunk with
+    ``finishReason`` arrived, which is also Gemini's end of stream (``done``).
     """
 
     __slots__ = ("_calls", "_done", "_started", "_usage")
@@ -1196,8 +1208,8 @@ class GeminiStreamParser:
                 if signature is not None:
                     events.append(ThinkingDelta(signature=signature))
                 continue
-            if signature is not None:
-                events.append(ThinkingDelta(signature=signature))
+            if signature is not None:  # belongs to this part, not to the thought before it
+                events.append(ThinkingDelta(signature=signature, separate=True))
             call = _get(part, "functionCall")
             if isinstance(text, str):
                 if text:

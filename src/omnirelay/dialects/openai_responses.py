@@ -649,6 +649,12 @@ class ResponsesStreamRenderer:
                 out += self._emit("response.reasoning_summary_part.added", {**where, "part": part})
             item.text.append(event.text)
             out += self._emit("response.reasoning_summary_text.delta", {**where, "delta": event.text})
+        if event.signature is not None and event.separate:
+            # a signature that starts an item of its own (a Gemini signature on the next part)
+            out += self._close_reasoning() + self._open_reasoning()
+            assert self._reasoning is not None
+            self._reasoning.signature = event.signature
+            return out + self._close_reasoning()
         if event.signature is not None:
             if self._reasoning is None or self._reasoning.sealed:
                 out += self._close_reasoning() + self._open_reasoning()

@@ -1,0 +1,1 @@
+"""Golden tests: every (inbound dialect, upstream dialect) pair, request, answer and stream (README.md)."""
