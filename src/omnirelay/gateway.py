@@ -20,8 +20,13 @@ from omnirelay.core.keys import KeyRegistry
 from omnirelay.core.latency import LatencyBoard
 from omnirelay.core.pricing import PriceBook, load_shipped_catalog
 from omnirelay.core.router import Router
+from omnirelay.core.tasks.comfyui import ComfyUITaskHandler
+from omnirelay.core.tasks.comfyui import price_entries as comfyui_price_entries
 from omnirelay.core.tasks.engine import TaskEngine
 from omnirelay.core.tasks.images import ImageTaskHandler
+from omnirelay.core.tasks.midjourney import MidjourneyTaskHandler, load_task_prices
+from omnirelay.core.tasks.videos import VideoTaskHandler
+from omnirelay.core.videos import load_video_catalog, video_price_entry
 from omnirelay.providers.registry import adapter_class
 from omnirelay.settings import ChannelConfig, Settings
 from omnirelay.store.db import create_engine, migrate
@@ -50,7 +55,12 @@ class Gateway:
         self.keys = KeyRegistry(self.store)
         image_rows = load_image_catalog()
         self.prices = PriceBook(
-            load_shipped_catalog() + [price_entry(r) for r in image_rows], settings.models
+            load_shipped_catalog()
+            + [price_entry(r) for r in image_rows]
+            + [video_price_entry(r) for r in load_video_catalog()]
+            + comfyui_price_entries()
+            + load_task_prices(),
+            settings.models,
         )
         self.latency = LatencyBoard()
         self.router = Router(settings.routing.breaker, self._adapter_for)
@@ -75,11 +85,22 @@ class Gateway:
             prices=self.prices,
             http=lambda: self.http,
         )
-        self.tasks.register(
-            ImageTaskHandler(
-                images=self.images, router=self.router, routing=settings.routing, files=lambda: self.files
-            )
-        )
+        files = lambda: self.files  # noqa: E731  (read when a task runs, after start)
+        for handler in (
+            ImageTaskHandler(images=self.images, router=self.router, routing=settings.routing, files=files),
+            VideoTaskHandler(
+                router=self.router, routing=settings.routing, files=files, http=lambda: self.http
+            ),
+            ComfyUITaskHandler(images=self.images, router=self.router, routing=settings.routing, files=files),
+            MidjourneyTaskHandler(
+                images=self.images,
+                router=self.router,
+                routing=settings.routing,
+                files=files,
+                parents=self.tasks.get,
+            ),
+        ):
+            self.tasks.register(handler)
 
     @property
     def http(self) -> aiohttp.ClientSession:

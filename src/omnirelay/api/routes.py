@@ -12,13 +12,16 @@ from omnirelay.api import (
     admin,
     async_chat,
     chat,
+    comfyui,
     dashboard,
     gemini,
     images,
     messages,
+    midjourney,
     models,
     responses,
     system,
+    videos,
 )
 
 
@@ -205,6 +208,9 @@ OPS: tuple[Op, ...] = (
     Op(
         "POST", "/302/images/edits", images.openai_edits, "Images", "OpenAI-format edits, any model", "client"
     ),
+    *(Op(m, p, e, "Video", s, "client") for m, p, e, s in videos.OPS),
+    *(Op(m, p, e, "ComfyUI", s, "client") for m, p, e, s in comfyui.OPS),
+    *(Op(m, p, e, "Midjourney", s, "client") for m, p, e, s in midjourney.OPS),
     Op("GET", "/files/{day}/{name}", images.serve_file, "Files", "A generated file", "none"),
     Op("GET", "/health", system.health, "System", "Liveness and readiness", "none"),
     Op("GET", "/openapi.json", system.openapi, "System", "This API description", "none"),

@@ -26,6 +26,16 @@ ADAPTERS: dict[str, str] = {
     "zhipu": "omnirelay.providers.zhipu.images:ZhipuImageAdapter",
     "baidu_irag": "omnirelay.providers.baidu_irag.images:BaiduIragImageAdapter",
     "hidream": "omnirelay.providers.hidream.images:HidreamImageAdapter",
+    # video adapters (the video_v2 task family, core/tasks/videos.py)
+    "kling": "omnirelay.providers.kling.video:KlingVideoAdapter",
+    "runway": "omnirelay.providers.runway.video:RunwayVideoAdapter",
+    "luma_video": "omnirelay.providers.luma_video.video:LumaVideoAdapter",
+    "minimax_video": "omnirelay.providers.minimax_video.video:MinimaxVideoAdapter",
+    "vidu": "omnirelay.providers.vidu.video:ViduVideoAdapter",
+    "wan": "omnirelay.providers.wan.video:WanVideoAdapter",
+    "seedance": "omnirelay.providers.seedance.video:SeedanceVideoAdapter",
+    "comfyui": "omnirelay.providers.comfyui.adapter:ComfyUIAdapter",
+    "midjourney": "omnirelay.providers.midjourney.adapter:MidjourneyAdapter",
 }
 PROVIDER_IDS = frozenset(ADAPTERS)
 
