@@ -101,12 +101,18 @@ class Gateway:
             ),
         ):
             self.tasks.register(handler)
+        self.tasks.pace = self._poll_pace
 
     @property
     def http(self) -> aiohttp.ClientSession:
         if self._http is None:
             raise RuntimeError("the gateway has not been started")
         return self._http
+
+    def _poll_pace(self, task: Any) -> float:
+        channel = self.router.channel(task.channel or "")
+        interval = getattr(channel.adapter, "poll_interval_s", 1.0) if channel is not None else 1.0
+        return float(interval) if isinstance(interval, int | float) and interval > 0 else 1.0
 
     @property
     def files(self) -> FileStore:

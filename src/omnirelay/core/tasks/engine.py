@@ -61,6 +61,7 @@ class TaskEngine:
         self._loops: list[asyncio.Task[None]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(self._cfg.concurrency)
+        self.pace: Any = None  # task -> float: the vendor's polling pace (set by the gateway)
         self._wake = asyncio.Event()
 
     def register(self, handler: TaskHandler) -> None:
@@ -251,7 +252,11 @@ class TaskEngine:
 
     async def _check(self, task: Task, handler: TaskHandler) -> None:
         polls = task.polls + 1
-        delay = min(self._cfg.poll_interval_s * (1.5 ** min(polls, 12)), self._cfg.max_poll_interval_s)
+        # Per-vendor pace: the engine's interval scaled by how often the channel's adapter likes to be
+        # asked (an adapter's ``poll_interval_s``, 1.0 meaning "the engine's own pace").
+        pace = self.pace(task) if self.pace is not None else 1.0
+        base = self._cfg.poll_interval_s * pace
+        delay = min(base * (1.5 ** min(polls, 12)), self._cfg.max_poll_interval_s * pace)
         try:
             outcome = await handler.check(task)
         except (ProviderError, GatewayError) as exc:
