@@ -10,7 +10,6 @@ OAuth access token, which the operator must refresh (omnirelay does not mint tok
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import aiohttp
@@ -18,6 +17,7 @@ import orjson
 
 from omnirelay.providers.anthropic.adapter import MessagesAdapter, client_header
 from omnirelay.providers.base import FailureKind, ProviderError
+from omnirelay.providers.http_chat import ClientHeaders, RequestParts
 from omnirelay.settings import ChannelConfig
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -42,14 +42,8 @@ class VertexAnthropicAdapter(MessagesAdapter):
         self._models_url = base
 
     def _request(
-        self,
-        body: bytes,
-        api_key: str,
-        *,
-        upstream_model: str | None,
-        headers: Mapping[str, str] | None,
-        stream: bool,
-    ) -> tuple[str, bytes, dict[str, str]]:
+        self, body: bytes, api_key: str, *, upstream_model: str | None, headers: ClientHeaders, stream: bool
+    ) -> RequestParts:
         try:
             data: Any = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -17,14 +17,14 @@ may serve the model). See docs/providers/azure_openai.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
 
-from omnirelay.providers.base import Capability, FailureKind, ProviderError, UpstreamReply
+from omnirelay.providers.base import Capability, FailureKind, ProviderError
+from omnirelay.providers.http_chat import ClientHeaders, RequestParts
 from omnirelay.providers.openai_compat.adapter import OpenAICompatAdapter
 from omnirelay.providers.openai_compat.errors import classify_status, error_message
 from omnirelay.settings import ChannelConfig
@@ -110,6 +110,8 @@ class AzureOpenAIAdapter(OpenAICompatAdapter):
     id: ClassVar[str] = "azure_openai"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
     dialect: ClassVar[str] = "openai_chat"
+    forwarded_error_headers: ClassVar[tuple[str, ...]] = _FORWARDED_ERROR_HEADERS
+    http_error = staticmethod(http_error)
 
     def __init__(
         self, channel: ChannelConfig, http: aiohttp.ClientSession, *, connect_timeout_s: float = 10.0
@@ -132,74 +134,8 @@ class AzureOpenAIAdapter(OpenAICompatAdapter):
             "Accept": "text/event-stream" if stream else _JSON,
         }
 
-    async def _post_to(
-        self, url: str, body: bytes, api_key: str, limits: aiohttp.ClientTimeout, stream: bool
-    ) -> aiohttp.ClientResponse:
-        try:
-            return await self._http.post(
-                url, data=body, headers=self._headers(api_key, stream), timeout=limits
-            )
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise ProviderError(FailureKind.TIMEOUT, "upstream timed out", retryable=True) from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                FailureKind.CONNECT, f"upstream connection failed ({type(exc).__name__})", retryable=True
-            ) from exc
-
-    @staticmethod
-    async def _raise_for_status(resp: aiohttp.ClientResponse) -> None:
-        if resp.status < 400:
-            return
-        try:
-            raw = await resp.read()
-        except (TimeoutError, aiohttp.ClientError):
-            raw = b""
-        finally:
-            resp.release()
-        try:
-            parsed = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            parsed = None
-        body = parsed if isinstance(parsed, dict) else None
-        headers = {h: resp.headers[h] for h in _FORWARDED_ERROR_HEADERS if h in resp.headers}
-        raise http_error(resp.status, body, headers)
-
-    async def chat(
-        self,
-        body: bytes,
-        api_key: str,
-        timeout_s: float,
-        *,
-        upstream_model: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> UpstreamReply:
-        """One non-streaming call to the deployment ``upstream_model`` (else the body's ``model``)."""
-        url = self.chat_url(upstream_model or _model_of(body))
-        resp = await self._post_to(url, body, api_key, self._timeout(timeout_s, False), stream=False)
-        await self._raise_for_status(resp)
-        try:
-            data = await resp.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise ProviderError(FailureKind.TIMEOUT, "upstream timed out", retryable=True) from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                FailureKind.CONNECT, "upstream dropped the connection mid-response", retryable=True
-            ) from exc
-        finally:
-            resp.release()
-        return UpstreamReply(resp.status, data, resp.headers.get("Content-Type", _JSON))
-
-    async def open_stream(
-        self,
-        body: bytes,
-        api_key: str,
-        timeout_s: float,
-        *,
-        upstream_model: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
-        """POST a streaming request to the deployment; returns once the status says the stream began."""
-        url = self.chat_url(upstream_model or _model_of(body))
-        resp = await self._post_to(url, body, api_key, self._timeout(timeout_s, True), stream=True)
-        await self._raise_for_status(resp)
-        return resp
+    def _request(
+        self, body: bytes, api_key: str, *, upstream_model: str | None, headers: ClientHeaders, stream: bool
+    ) -> RequestParts:
+        """A call goes to the deployment ``upstream_model`` (else the body's ``model``)."""
+        return self.chat_url(upstream_model or _model_of(body)), body, self._headers(api_key, stream)

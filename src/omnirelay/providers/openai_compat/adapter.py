@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import aiohttp
-import orjson
 
-from omnirelay.providers.base import Capability, FailureKind, ProviderError, UpstreamReply
+from omnirelay.providers.base import Capability
+from omnirelay.providers.http_chat import ClientHeaders, HTTPChatAdapter, RequestParts
 from omnirelay.providers.openai_compat.errors import http_error
 from omnirelay.providers.openai_compat.vendors import Vendor, prepare_body, vendor_for
 from omnirelay.settings import ChannelConfig
@@ -17,18 +17,17 @@ _JSON = "application/json"
 _FORWARDED_ERROR_HEADERS = ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
 
 
-class OpenAICompatAdapter:
+class OpenAICompatAdapter(HTTPChatAdapter):
     id: ClassVar[str] = "openai"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
     dialect: ClassVar[str] = "openai_chat"  # the wire format of its chat calls (dialects/base.py)
+    forwarded_error_headers: ClassVar[tuple[str, ...]] = _FORWARDED_ERROR_HEADERS
+    http_error = staticmethod(http_error)
 
     def __init__(
         self, channel: ChannelConfig, http: aiohttp.ClientSession, *, connect_timeout_s: float = 10.0
     ) -> None:
-        self.channel = channel
-        self._http = http
-        self._connect_s = connect_timeout_s
-        self._limits: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
+        super().__init__(channel, http, connect_timeout_s=connect_timeout_s)
         self._chat_url = f"{channel.base_url}/chat/completions"
         # The vendor-table row matching the base_url's host (catalog/vendors.yaml), or None.
         self.vendor: Vendor | None = vendor_for(channel)
@@ -43,20 +42,6 @@ class OpenAICompatAdapter:
         if vendor is None:
             return body_bytes
         return prepare_body(body_bytes, body, vendor, stream=stream)
-
-    def _timeout(self, seconds: float, stream: bool) -> aiohttp.ClientTimeout:
-        """Timeouts are immutable, so one object per (seconds, kind) is shared by every call."""
-        key = (round(seconds, 1), stream)
-        limits = self._limits.get(key)
-        if limits is None:
-            if len(self._limits) > 256:
-                self._limits.clear()
-            if stream:
-                limits = aiohttp.ClientTimeout(total=None, connect=self._connect_s, sock_read=key[0])
-            else:
-                limits = aiohttp.ClientTimeout(total=key[0], connect=self._connect_s)
-            self._limits[key] = limits
-        return limits
 
     def _headers(self, api_key: str, stream: bool) -> dict[str, str]:
         headers = {
@@ -73,81 +58,12 @@ class OpenAICompatAdapter:
             headers.update(vendor.extra_headers)
         return headers
 
-    async def _post(
-        self, body: bytes, api_key: str, limits: aiohttp.ClientTimeout, stream: bool
-    ) -> aiohttp.ClientResponse:
-        try:
-            return await self._http.post(
-                self._chat_url, data=body, headers=self._headers(api_key, stream), timeout=limits
-            )
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise ProviderError(FailureKind.TIMEOUT, "upstream timed out", retryable=True) from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                FailureKind.CONNECT, f"upstream connection failed ({type(exc).__name__})", retryable=True
-            ) from exc
-
-    @staticmethod
-    async def _raise_for_status(resp: aiohttp.ClientResponse) -> None:
-        if resp.status < 400:
-            return
-        try:
-            raw = await resp.read()
-        except (TimeoutError, aiohttp.ClientError):
-            raw = b""
-        finally:
-            resp.release()
-        try:
-            parsed = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            parsed = None
-        body = parsed if isinstance(parsed, dict) else None
-        headers = {h: resp.headers[h] for h in _FORWARDED_ERROR_HEADERS if h in resp.headers}
-        raise http_error(resp.status, body, headers)
-
-    async def chat(
-        self,
-        body: bytes,
-        api_key: str,
-        timeout_s: float,
-        *,
-        upstream_model: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> UpstreamReply:
-        """One non-streaming call. ``upstream_model`` and ``headers`` are part of the adapter
-        interface (formats that put the model in the URL, client headers to forward); the
-        OpenAI-compatible wire needs neither: the model is already in ``body``."""
-        resp = await self._post(body, api_key, self._timeout(timeout_s, False), stream=False)
-        await self._raise_for_status(resp)
-        try:
-            data = await resp.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise ProviderError(FailureKind.TIMEOUT, "upstream timed out", retryable=True) from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                FailureKind.CONNECT, "upstream dropped the connection mid-response", retryable=True
-            ) from exc
-        finally:
-            resp.release()
-        return UpstreamReply(resp.status, data, resp.headers.get("Content-Type", _JSON))
-
-    async def open_stream(
-        self,
-        body: bytes,
-        api_key: str,
-        timeout_s: float,
-        *,
-        upstream_model: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
-        """POST a streaming request; returns the response once its status says the stream began.
-
-        ``timeout_s`` bounds the wait for the first byte and every gap between chunks, not the whole
-        stream, so a long answer is never cut by it.
-        """
-        resp = await self._post(body, api_key, self._timeout(timeout_s, True), stream=True)
-        await self._raise_for_status(resp)
-        return resp
+    def _request(
+        self, body: bytes, api_key: str, *, upstream_model: str | None, headers: ClientHeaders, stream: bool
+    ) -> RequestParts:
+        """The OpenAI-compatible wire needs neither ``upstream_model`` (the model is already in
+        ``body``) nor the client's ``headers``."""
+        return self._chat_url, body, self._headers(api_key, stream)
 
 
 async def iter_sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
