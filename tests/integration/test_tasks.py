@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -18,6 +17,7 @@ from tests.support.server import HTTP, GatewayServer
 from tests.upstreams.imaging import image_sim_in_thread
 from tests.upstreams.replicate.sim import Sim as ReplicateSim
 from tests.upstreams.replicate.sim import channel_base_url
+from tests.upstreams.threaded import start_in_thread
 
 FAST_TASKS = {"tick_s": 0.05, "poll_interval_s": 0.05, "max_poll_interval_s": 0.2, "webhook_backoff_s": 0.05}
 
@@ -29,9 +29,8 @@ class Receiver:
         self.calls: list[tuple[dict[str, str], bytes]] = []
         self.fail_first = fail_first
         self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
         self._runner: web.AppRunner | None = None
+        self._stop: Any = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.calls.append(({k.lower(): v for k, v in request.headers.items()}, await request.read()))
@@ -39,32 +38,26 @@ class Receiver:
             return web.Response(status=500)
         return web.Response(text="ok")
 
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://{host}:{bound}/hook"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
     def __enter__(self) -> Receiver:
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-
-            async def start() -> None:
-                app = web.Application()
-                app.router.add_post("/hook", self._handle)
-                self._runner = web.AppRunner(app, access_log=None)
-                await self._runner.setup()
-                site = web.TCPSite(self._runner, "127.0.0.1", 0)
-                await site.start()
-                port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-                self.url = f"http://127.0.0.1:{port}/hook"
-
-            self._loop.run_until_complete(start())
-            self._ready.set()
-            self._loop.run_forever()
-
-        threading.Thread(target=serve, daemon=True).start()
-        self._ready.wait(10)
+        self._stop = start_in_thread(self, name="webhook-receiver")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._stop()
 
 
 @pytest.fixture

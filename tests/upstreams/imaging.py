@@ -12,7 +12,6 @@ import asyncio
 import io
 import itertools
 import secrets
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, web
 from PIL import Image
+
+from tests.upstreams.threaded import start_in_thread
 
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -231,23 +232,8 @@ SimT = TypeVar("SimT", bound=ImageSim)
 @contextmanager
 def image_sim_in_thread(sim: SimT) -> Iterator[SimT]:
     """Run ``sim`` on its own event loop in a daemon thread (for the gateway's in-thread server)."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(sim.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    if not ready.wait(10):
-        raise RuntimeError("simulator did not start")
+    stop = start_in_thread(sim, name=type(sim).__name__)
     try:
         yield sim
     finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        stop()

@@ -30,7 +30,6 @@ import json
 import re
 import secrets
 import string
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -39,6 +38,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.upstreams.openai.sim import RecordedRequest, placeholder, word_pieces
+from tests.upstreams.threaded import start_in_thread
 
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -489,39 +489,7 @@ def run_sim_in_thread(
 ) -> tuple[GeminiSim, Callable[[], None]]:
     """Start a simulator on its own event loop in a daemon thread; returns it and a stop function."""
     sim = GeminiSim(api_keys, config)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    failure: list[BaseException] = []
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(sim.start(host, port))
-        except BaseException as exc:
-            failure.append(exc)
-            started.set()
-            loop.close()
-            return
-        started.set()
-        try:
-            loop.run_forever()
-            loop.run_until_complete(sim.stop())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=serve, name="gemini-sim", daemon=True)
-    thread.start()
-    if not started.wait(timeout=30):
-        raise RuntimeError("the Gemini simulator did not start within 30 s")
-    if failure:
-        raise failure[0]
-
-    def stop() -> None:
-        if thread.is_alive():
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
-
+    stop = start_in_thread(sim, name="gemini-sim", host=host, port=port)
     return sim, stop
 
 
