@@ -9,6 +9,7 @@ vendor's routes, auth check and wire shapes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import itertools
 import secrets
@@ -17,9 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import BodyPartReader, web
 from PIL import Image
 
+from omnirelay.core.images import GeneratedImage, ImageJob, ImageModelSpec
 from tests.upstreams.threaded import start_in_thread
 
 JSON = dict[str, Any]
@@ -237,3 +240,44 @@ def image_sim_in_thread(sim: SimT) -> Iterator[SimT]:
         yield sim
     finally:
         stop()
+
+
+# --- helpers shared by the vendor tests ------------------------------------------------------------
+
+
+def catalog_dicts(adapter: str) -> list[JSON]:
+    """The rows of catalog/images.yaml served by ``adapter``, as written there."""
+    from omnirelay.core.image_catalog import load_image_catalog
+
+    return [row for row in load_image_catalog() if row["adapter"] == adapter]
+
+
+def catalog_specs(adapter: str) -> list[ImageModelSpec]:
+    """The same rows as the gateway reads them."""
+    from omnirelay.core.image_catalog import spec_from_row
+
+    return [spec_from_row(row) for row in catalog_dicts(adapter)]
+
+
+def default_job(spec: ImageModelSpec, **changes: Any) -> ImageJob:
+    """The job a client gets with no geometry asked: the defaults of the row's rules."""
+    width = height = 1024
+    dims = spec.rules.get("dimensions")
+    if dims:
+        width = height = int(dims["default"])
+    ratio = spec.rules.get("aspect_ratio", {}).get("default")
+    job = ImageJob(spec=spec, prompt="a lighthouse at dawn", width=width, height=height, aspect_ratio=ratio)
+    return dataclasses.replace(job, **changes)
+
+
+async def image_size(http: aiohttp.ClientSession, image: GeneratedImage) -> tuple[int, int]:
+    """Width and height of a result, downloading it when the vendor gave a URL."""
+    data = image.data
+    if data is None:
+        assert image.url is not None
+        async with http.get(image.url) as resp:
+            assert resp.status == 200
+            data = await resp.read()
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return img.size

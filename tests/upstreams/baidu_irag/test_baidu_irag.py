@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from PIL import Image
 
-import omnirelay.catalog
 from omnirelay.core.images import GeneratedImage, ImageJob, ImageModelSpec
 from omnirelay.providers.baidu_irag.images import (
     BaiduIragImageAdapter,
@@ -27,28 +24,11 @@ from omnirelay.providers.registry import adapter_class
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.baidu_irag.sim import BaiduIragSim, channel_base_url
 from tests.upstreams.imaging import DEFAULT_KEY
+from tests.upstreams.imaging import catalog_specs as catalog_rows
 
 # imaging.py keys its request storage with a plain string, which aiohttp >= 3.12 warns about once per
 # process (NotAppKeyWarning); the suite's "error" filter would turn that into a 500 inside the simulator.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
-CATALOG = Path(omnirelay.catalog.__file__).parent / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[ImageModelSpec]:
-    doc = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
-    return [
-        ImageModelSpec(
-            id=row["id"],
-            adapter=row["adapter"],
-            upstream_model=row["upstream_model"],
-            mode=row.get("mode", "t2i"),
-            options=dict(row.get("options") or {}),
-            rules=dict(row.get("rules") or {}),
-        )
-        for row in doc["models"]
-        if row["adapter"] == adapter
-    ]
 
 
 ROWS = catalog_rows("baidu_irag")

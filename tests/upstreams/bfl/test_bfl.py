@@ -6,15 +6,12 @@ import base64
 import io
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from PIL import Image
 
-import omnirelay
 from omnirelay.core.images import ImageInput, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.bfl.images import (
@@ -30,14 +27,7 @@ from omnirelay.providers.bfl.images import (
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.bfl.sim import BFLSim, channel_base_url, ratio_size
 from tests.upstreams.imaging import DEFAULT_KEY, ImageSimConfig, make_image
-
-CATALOG = Path(omnirelay.__file__).parent / "catalog" / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[dict[str, Any]]:
-    data = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
-    return [row for row in data["models"] if row["adapter"] == adapter]
-
+from tests.upstreams.imaging import catalog_dicts as catalog_rows
 
 ROWS = catalog_rows("bfl")
 

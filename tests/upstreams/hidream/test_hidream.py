@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from PIL import Image
 
-import omnirelay
 from omnirelay.core.images import GeneratedImage, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.hidream.images import (
@@ -27,37 +23,8 @@ from omnirelay.providers.hidream.images import (
 from omnirelay.providers.registry import adapter_class
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.hidream import HidreamSim, channel_base_url
-from tests.upstreams.imaging import DEFAULT_KEY, ImageSimConfig
-
-CATALOG = Path(omnirelay.__file__).parent / "catalog" / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[ImageModelSpec]:
-    data = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
-    return [
-        ImageModelSpec(
-            id=row["id"],
-            adapter=row["adapter"],
-            upstream_model=row["upstream_model"],
-            mode=row.get("mode", "t2i"),
-            options=dict(row.get("options") or {}),
-            rules=dict(row.get("rules") or {}),
-        )
-        for row in data["models"]
-        if row["adapter"] == adapter
-    ]
-
-
-def default_job(spec: ImageModelSpec, **changes: Any) -> ImageJob:
-    """The job a client gets with no geometry asked: the defaults of the row's rules."""
-    width = height = 1024
-    dims = spec.rules.get("dimensions")
-    if dims:
-        width = height = int(dims["default"])
-    ratio = spec.rules.get("aspect_ratio", {}).get("default")
-    job = ImageJob(spec=spec, prompt="a lighthouse at dawn", width=width, height=height, aspect_ratio=ratio)
-    return dataclasses.replace(job, **changes)
-
+from tests.upstreams.imaging import DEFAULT_KEY, ImageSimConfig, default_job
+from tests.upstreams.imaging import catalog_specs as catalog_rows
 
 ROWS = catalog_rows("hidream")
 SPEC = ROWS[0]

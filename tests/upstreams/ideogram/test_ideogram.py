@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from PIL import Image
 
-import omnirelay
 from omnirelay.core.images import ImageJob, ImageModelSpec, ImageResult
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.ideogram.images import (
@@ -30,17 +27,11 @@ from omnirelay.providers.registry import adapter_class
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.ideogram import IdeogramSim, channel_base_url
 from tests.upstreams.imaging import DEFAULT_KEY
+from tests.upstreams.imaging import catalog_dicts as catalog_rows
 
 # tests/upstreams/imaging.py stores its record under a str request key, which aiohttp >= 3.12 warns
 # about once per process; the suite turns warnings into errors, so that first request would be a 500.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
-CATALOG = Path(omnirelay.__file__).parent / "catalog" / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[dict[str, Any]]:
-    data = yaml.safe_load(CATALOG.read_text())
-    return [row for row in data["models"] if row["adapter"] == adapter]
 
 
 def spec_of(row: dict[str, Any]) -> ImageModelSpec:

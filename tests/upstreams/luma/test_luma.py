@@ -5,15 +5,12 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from PIL import Image
 
-import omnirelay
 from omnirelay.core.images import ImageInput, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.luma.images import (
@@ -27,15 +24,8 @@ from omnirelay.providers.luma.images import (
 )
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.imaging import DEFAULT_KEY, ImageSimConfig, make_image
+from tests.upstreams.imaging import catalog_dicts as catalog_rows
 from tests.upstreams.luma.sim import FAILURE_REASON, MODERATION_REASON, LumaSim, channel_base_url
-
-CATALOG = Path(omnirelay.__file__).parent / "catalog" / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[dict[str, Any]]:
-    data = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
-    return [row for row in data["models"] if row["adapter"] == adapter]
-
 
 ROWS = catalog_rows("luma")
 

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
-from PIL import Image
 
-import omnirelay
-from omnirelay.core.images import GeneratedImage, ImageInput, ImageJob, ImageModelSpec
+from omnirelay.core.images import ImageInput, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.minimax.images import (
     MinimaxImageAdapter,
@@ -26,39 +21,10 @@ from omnirelay.providers.minimax.images import (
 )
 from omnirelay.providers.registry import adapter_class
 from omnirelay.settings import ChannelConfig
-from tests.upstreams.imaging import DEFAULT_KEY, make_image
+from tests.upstreams.imaging import DEFAULT_KEY, default_job, image_size, make_image
+from tests.upstreams.imaging import catalog_specs as catalog_rows
 from tests.upstreams.minimax import MinimaxSim, channel_base_url
 from tests.upstreams.minimax.sim import SIZES, minimax_body
-
-CATALOG = Path(omnirelay.__file__).parent / "catalog" / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[ImageModelSpec]:
-    data = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
-    return [
-        ImageModelSpec(
-            id=row["id"],
-            adapter=row["adapter"],
-            upstream_model=row["upstream_model"],
-            mode=row.get("mode", "t2i"),
-            options=dict(row.get("options") or {}),
-            rules=dict(row.get("rules") or {}),
-        )
-        for row in data["models"]
-        if row["adapter"] == adapter
-    ]
-
-
-def default_job(spec: ImageModelSpec, **changes: Any) -> ImageJob:
-    """The job a client gets with no geometry asked: the defaults of the row's rules."""
-    width = height = 1024
-    dims = spec.rules.get("dimensions")
-    if dims:
-        width = height = int(dims["default"])
-    ratio = spec.rules.get("aspect_ratio", {}).get("default")
-    job = ImageJob(spec=spec, prompt="a lighthouse at dawn", width=width, height=height, aspect_ratio=ratio)
-    return dataclasses.replace(job, **changes)
-
 
 ROWS = catalog_rows("minimax")
 SPEC = ROWS[0]
@@ -83,18 +49,6 @@ def make_adapter(sim: MinimaxSim, http: aiohttp.ClientSession) -> MinimaxImageAd
         name="minimax", provider="minimax", base_url=channel_base_url(sim), api_key=DEFAULT_KEY
     )
     return MinimaxImageAdapter(channel, http)
-
-
-async def image_size(http: aiohttp.ClientSession, image: GeneratedImage) -> tuple[int, int]:
-    data = image.data
-    if data is None:
-        assert image.url is not None
-        async with http.get(image.url) as resp:
-            assert resp.status == 200
-            data = await resp.read()
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return img.size
 
 
 async def failure(adapter: MinimaxImageAdapter, job: ImageJob, key: str = DEFAULT_KEY) -> ProviderError:

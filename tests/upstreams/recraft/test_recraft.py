@@ -5,15 +5,12 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from PIL import Image
 
-import omnirelay.catalog
 from omnirelay.core.images import GeneratedImage, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.recraft.images import (
@@ -29,29 +26,12 @@ from omnirelay.providers.recraft.images import (
 from omnirelay.providers.registry import adapter_class
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.imaging import DEFAULT_KEY, make_image
+from tests.upstreams.imaging import catalog_specs as catalog_rows
 from tests.upstreams.recraft.sim import RecraftSim, channel_base_url
 
 # imaging.py keys its request storage with a plain string, which aiohttp >= 3.12 warns about once per
 # process (NotAppKeyWarning); the suite's "error" filter would turn that into a 500 inside the simulator.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
-CATALOG = Path(omnirelay.catalog.__file__).parent / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[ImageModelSpec]:
-    doc = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
-    return [
-        ImageModelSpec(
-            id=row["id"],
-            adapter=row["adapter"],
-            upstream_model=row["upstream_model"],
-            mode=row.get("mode", "t2i"),
-            options=dict(row.get("options") or {}),
-            rules=dict(row.get("rules") or {}),
-        )
-        for row in doc["models"]
-        if row["adapter"] == adapter
-    ]
 
 
 ROWS = catalog_rows("recraft")

@@ -5,15 +5,12 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from PIL import Image
 
-import omnirelay
 from omnirelay.core.images import ImageInput, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.registry import adapter_class
@@ -34,18 +31,12 @@ from omnirelay.providers.stability.images import (
 )
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.imaging import DEFAULT_KEY, make_image
+from tests.upstreams.imaging import catalog_dicts as catalog_rows
 from tests.upstreams.stability import StabilitySim, channel_base_url
 
 # tests/upstreams/imaging.py stores its record under a str request key, which aiohttp >= 3.12 warns
 # about once per process; the suite turns warnings into errors, so that first request would be a 500.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
-CATALOG = Path(omnirelay.__file__).parent / "catalog" / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[dict[str, Any]]:
-    data = yaml.safe_load(CATALOG.read_text())
-    return [row for row in data["models"] if row["adapter"] == adapter]
 
 
 def spec_of(row: dict[str, Any]) -> ImageModelSpec:

@@ -6,20 +6,15 @@ import base64
 import dataclasses
 import hashlib
 import hmac
-import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
-import yaml
-from PIL import Image
 
-import omnirelay
-from omnirelay.core.images import GeneratedImage, ImageJob, ImageModelSpec
+from omnirelay.core.images import ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.registry import adapter_class
 from omnirelay.providers.volcengine.images import (
@@ -36,6 +31,8 @@ from omnirelay.providers.volcengine.images import (
     visual_request,
 )
 from omnirelay.settings import ChannelConfig
+from tests.upstreams.imaging import catalog_specs as catalog_rows
+from tests.upstreams.imaging import default_job, image_size
 from tests.upstreams.volcengine import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -45,36 +42,6 @@ from tests.upstreams.volcengine import (
     visual_base_url,
 )
 from tests.upstreams.volcengine.sim import visual_body
-
-CATALOG = Path(omnirelay.__file__).parent / "catalog" / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[ImageModelSpec]:
-    data = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
-    return [
-        ImageModelSpec(
-            id=row["id"],
-            adapter=row["adapter"],
-            upstream_model=row["upstream_model"],
-            mode=row.get("mode", "t2i"),
-            options=dict(row.get("options") or {}),
-            rules=dict(row.get("rules") or {}),
-        )
-        for row in data["models"]
-        if row["adapter"] == adapter
-    ]
-
-
-def default_job(spec: ImageModelSpec, **changes: Any) -> ImageJob:
-    """The job a client gets with no geometry asked: the defaults of the row's rules."""
-    width = height = 1024
-    dims = spec.rules.get("dimensions")
-    if dims:
-        width = height = int(dims["default"])
-    ratio = spec.rules.get("aspect_ratio", {}).get("default")
-    job = ImageJob(spec=spec, prompt="a lighthouse at dawn", width=width, height=height, aspect_ratio=ratio)
-    return dataclasses.replace(job, **changes)
-
 
 ROWS = catalog_rows("volcengine")
 VISUAL = next(r for r in ROWS if r.options.get("api") == "visual")
@@ -105,18 +72,6 @@ def make_adapter(
         api_key=key or channel_api_key(sim),
     )
     return VolcengineImageAdapter(channel, http)
-
-
-async def image_size(http: aiohttp.ClientSession, image: GeneratedImage) -> tuple[int, int]:
-    data = image.data
-    if data is None:
-        assert image.url is not None
-        async with http.get(image.url) as resp:
-            assert resp.status == 200
-            data = await resp.read()
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return img.size
 
 
 async def failure(adapter: VolcengineImageAdapter, job: ImageJob, key: str) -> ProviderError:

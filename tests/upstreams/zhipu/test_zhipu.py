@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from PIL import Image
 
-import omnirelay.catalog
 from omnirelay.core.images import GeneratedImage, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
 from omnirelay.providers.registry import adapter_class
@@ -26,29 +23,12 @@ from omnirelay.providers.zhipu.images import (
 )
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.imaging import DEFAULT_KEY
+from tests.upstreams.imaging import catalog_specs as catalog_rows
 from tests.upstreams.zhipu.sim import ZhipuSim, channel_base_url, parse_size
 
 # imaging.py keys its request storage with a plain string, which aiohttp >= 3.12 warns about once per
 # process (NotAppKeyWarning); the suite's "error" filter would turn that into a 500 inside the simulator.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
-CATALOG = Path(omnirelay.catalog.__file__).parent / "images.yaml"
-
-
-def catalog_rows(adapter: str) -> list[ImageModelSpec]:
-    doc = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
-    return [
-        ImageModelSpec(
-            id=row["id"],
-            adapter=row["adapter"],
-            upstream_model=row["upstream_model"],
-            mode=row.get("mode", "t2i"),
-            options=dict(row.get("options") or {}),
-            rules=dict(row.get("rules") or {}),
-        )
-        for row in doc["models"]
-        if row["adapter"] == adapter
-    ]
 
 
 ROWS = catalog_rows("zhipu")
