@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -147,3 +148,28 @@ class ImageAdapter:
 def generation_failed(message: str, *, moderated: bool = False) -> ProviderError:
     """The vendor finished the job without an image: moderation is the client's fault (422)."""
     return ProviderError(FailureKind.GENERATION, message, retryable=False, client_fault=moderated)
+
+
+# --- small pure helpers several adapters share -------------------------------------------------------
+
+TRIMMED_DATA_URL_MIN = 100  # data URLs at least this long are trimmed out of a raw upstream result
+_URL_MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+
+def media_type_of_url(url: str) -> str | None:
+    """The image type a result URL's file name suggests, if any (the bytes decide in the end)."""
+    path = urlsplit(url).path.lower()
+    return next((t for ext, t in _URL_MEDIA_TYPES.items() if path.endswith(ext)), None)
+
+
+def trim_data_urls(value: Any) -> Any:
+    """``value`` with long data URLs (echoed input images) replaced by a short note."""
+    if isinstance(value, str):
+        if value.startswith("data:") and len(value) >= TRIMMED_DATA_URL_MIN:
+            return f"{value.split(',', 1)[0]},<{len(value)} characters trimmed>"
+        return value
+    if isinstance(value, list):
+        return [trim_data_urls(item) for item in value]
+    if isinstance(value, dict):
+        return {key: trim_data_urls(item) for key, item in value.items()}
+    return value

@@ -13,6 +13,7 @@ from PIL import Image
 
 from omnirelay.core.images import ImageInput, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
+from omnirelay.providers.image_adapter import trim_data_urls
 from omnirelay.providers.luma.images import (
     LumaImageAdapter,
     detail_message,
@@ -20,7 +21,6 @@ from omnirelay.providers.luma.images import (
     is_moderation,
     references,
     to_request,
-    trim_data_urls,
 )
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.imaging import DEFAULT_KEY, ImageSimConfig, make_image

@@ -15,6 +15,7 @@ from PIL import Image
 
 from omnirelay.core.images import ImageInput, ImageJob, ImageModelSpec
 from omnirelay.providers.base import FailureKind, ProviderError
+from omnirelay.providers.image_adapter import trim_data_urls
 from omnirelay.providers.replicate.images import (
     ReplicateImageAdapter,
     from_prediction,
@@ -25,7 +26,6 @@ from omnirelay.providers.replicate.images import (
     problem_message,
     to_input,
     to_request,
-    trim_data_urls,
 )
 from omnirelay.settings import ChannelConfig
 from tests.upstreams.imaging import DEFAULT_KEY, ImageSimConfig, make_image

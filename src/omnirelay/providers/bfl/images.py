@@ -17,11 +17,14 @@ import base64
 import math
 import time
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from omnirelay.core.images import GeneratedImage, ImageJob, ImageResult
 from omnirelay.providers.base import FailureKind, ProviderError
-from omnirelay.providers.image_adapter import ImageAdapter, generation_failed
+from omnirelay.providers.image_adapter import (
+    ImageAdapter,
+    generation_failed,
+    media_type_of_url,
+)
 
 # get_result statuses (the API's StatusResponse enum).
 READY = "Ready"
@@ -111,17 +114,6 @@ def to_request(job: ImageJob) -> tuple[str, dict[str, Any]]:
         if key in job.extra and job.extra[key] is not None:
             body[key] = job.extra[key]
     return f"/v1/{model}", body
-
-
-def media_type_of_url(url: str) -> str | None:
-    path = urlsplit(url).path.lower()
-    if path.endswith((".jpg", ".jpeg")):
-        return "image/jpeg"
-    if path.endswith(".png"):
-        return "image/png"
-    if path.endswith(".webp"):
-        return "image/webp"
-    return None
 
 
 def _reasons(answer: dict[str, Any]) -> str:

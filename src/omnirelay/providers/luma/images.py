@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import time
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from omnirelay.core.images import GeneratedImage, ImageJob, ImageResult
 from omnirelay.providers.base import FailureKind, ProviderError
-from omnirelay.providers.image_adapter import ImageAdapter, generation_failed
+from omnirelay.providers.image_adapter import (
+    ImageAdapter,
+    generation_failed,
+    media_type_of_url,
+    trim_data_urls,
+)
 
 COMPLETED = "completed"
 FAILED = "failed"
@@ -32,7 +37,6 @@ DEFAULT_WEIGHTS = {"image_ref": 0.85, "style_ref": 0.8, "modify_image_ref": 1.0}
 MAX_REFS = 4  # image_ref / style_ref take at most this many images
 # Words in a ``failure_reason`` that mean moderation refused the prompt or the image.
 MODERATION_MARKERS = ("moderat", "nsfw", "flagged", "safety", "inappropriate", "policy")
-TRIMMED_DATA_URL_MIN = 100
 
 
 def references(job: ImageJob) -> dict[str, Any]:
@@ -68,27 +72,6 @@ def to_request(job: ImageJob) -> dict[str, Any]:
             body[field] = job.extra[field]
     body.update(references(job))
     return body
-
-
-_EXT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-
-
-def media_type_of_url(url: str) -> str | None:
-    path = urlsplit(url).path.lower()
-    return next((t for ext, t in _EXT_TYPES.items() if path.endswith(ext)), None)
-
-
-def trim_data_urls(value: Any) -> Any:
-    """The value with long data URLs (echoed input images) replaced by a short note."""
-    if isinstance(value, str):
-        if value.startswith("data:") and len(value) >= TRIMMED_DATA_URL_MIN:
-            return f"{value.split(',', 1)[0]},<{len(value)} characters trimmed>"
-        return value
-    if isinstance(value, list):
-        return [trim_data_urls(item) for item in value]
-    if isinstance(value, dict):
-        return {key: trim_data_urls(item) for key, item in value.items()}
-    return value
 
 
 def is_moderation(reason: str) -> bool:

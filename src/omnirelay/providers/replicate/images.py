@@ -15,13 +15,18 @@ import base64
 import binascii
 import time
 from typing import Any, ClassVar
-from urllib.parse import quote, unquote_to_bytes, urlsplit
+from urllib.parse import quote, unquote_to_bytes
 
 import orjson
 
 from omnirelay.core.images import GeneratedImage, ImageJob, ImageResult
 from omnirelay.providers.base import FailureKind, ProviderError
-from omnirelay.providers.image_adapter import ImageAdapter, generation_failed
+from omnirelay.providers.image_adapter import (
+    ImageAdapter,
+    generation_failed,
+    media_type_of_url,
+    trim_data_urls,
+)
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -30,7 +35,6 @@ IN_PROGRESS = frozenset({"starting", "processing"})
 # Words in a failed prediction's ``error`` that mean the safety checker refused the output or prompt.
 MODERATION_MARKERS = ("nsfw", "safety", "flagged", "moderat", "sensitive content", "content policy")
 MAX_PREFER_WAIT_S = 60  # the API's limit for ``Prefer: wait=N``
-TRIMMED_DATA_URL_MIN = 100  # data URLs at least this long are trimmed out of the raw result
 
 
 def output_format_of(fmt: str) -> str:
@@ -93,9 +97,6 @@ def output_urls(output: Any) -> list[str]:
     return []
 
 
-_EXT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-
-
 def image_of(url: str) -> GeneratedImage:
     """A result file: bytes when the API sent a data URL, else the URL to download."""
     if url.startswith("data:"):
@@ -110,22 +111,7 @@ def image_of(url: str) -> GeneratedImage:
         except (binascii.Error, ValueError):
             raise generation_failed("the prediction's output is a malformed data URL") from None
         return GeneratedImage(data=data, media_type=media_type)
-    path = urlsplit(url).path.lower()
-    guessed = next((t for ext, t in _EXT_TYPES.items() if path.endswith(ext)), None)
-    return GeneratedImage(url=url, media_type=guessed)
-
-
-def trim_data_urls(value: Any) -> Any:
-    """The value with long data URLs (echoed input images) replaced by a short note."""
-    if isinstance(value, str):
-        if value.startswith("data:") and len(value) >= TRIMMED_DATA_URL_MIN:
-            return f"{value.split(',', 1)[0]},<{len(value)} characters trimmed>"
-        return value
-    if isinstance(value, list):
-        return [trim_data_urls(item) for item in value]
-    if isinstance(value, dict):
-        return {key: trim_data_urls(item) for key, item in value.items()}
-    return value
+    return GeneratedImage(url=url, media_type=media_type_of_url(url))
 
 
 def is_moderation(error: str) -> bool:
