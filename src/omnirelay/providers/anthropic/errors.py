@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from omnirelay.providers.base import FailureKind, ProviderError
+from omnirelay.providers.base import ProviderError
+from omnirelay.providers.openai_compat.errors import classified_error
 
 Rule = tuple[bool, bool]
 
@@ -83,13 +84,4 @@ def classify_status(status: int, body: dict[str, Any] | None) -> Rule:
 
 
 def http_error(status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> ProviderError:
-    retryable, client_fault = classify_status(status, body)
-    return ProviderError(
-        FailureKind.HTTP,
-        error_message(body, f"upstream answered HTTP {status}"),
-        status=status,
-        body=body,
-        retryable=retryable,
-        client_fault=client_fault,
-        headers=headers,
-    )
+    return classified_error(status, body, headers, classify_status, error_message)

@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 import aiohttp
 import orjson
 
-from omnirelay.providers.base import Capability, FailureKind, ProviderError
+from omnirelay.providers.base import Capability, ProviderError
 from omnirelay.providers.http_chat import ClientHeaders, RequestParts
 from omnirelay.providers.openai_compat.adapter import OpenAICompatAdapter
-from omnirelay.providers.openai_compat.errors import classify_status, error_message
+from omnirelay.providers.openai_compat.errors import classified_error, classify_status
 from omnirelay.settings import ChannelConfig
 
 DEFAULT_API_VERSION = "2024-10-21"  # the data-plane inference GA version this adapter was written for
@@ -83,16 +83,7 @@ def classify(status: int, body: dict[str, Any] | None) -> tuple[bool, bool]:
 
 
 def http_error(status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> ProviderError:
-    retryable, client_fault = classify(status, body)
-    return ProviderError(
-        FailureKind.HTTP,
-        error_message(body, f"upstream answered HTTP {status}"),
-        status=status,
-        body=body,
-        retryable=retryable,
-        client_fault=client_fault,
-        headers=headers,
-    )
+    return classified_error(status, body, headers, classify)
 
 
 def _model_of(body: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from omnirelay.providers.base import FailureKind, ProviderError
@@ -54,14 +55,25 @@ def error_message(body: dict[str, Any] | None, fallback: str) -> str:
     return fallback
 
 
-def http_error(status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> ProviderError:
-    retryable, client_fault = classify_status(status, body)
+def classified_error(
+    status: int,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+    classify: Callable[[int, dict[str, Any] | None], tuple[bool, bool]],
+    message: Callable[[dict[str, Any] | None, str], str] | None = None,
+) -> ProviderError:
+    """An HTTP error answer as a ProviderError, classified (and its message read) the vendor's way."""
+    retryable, client_fault = classify(status, body)
     return ProviderError(
         FailureKind.HTTP,
-        error_message(body, f"upstream answered HTTP {status}"),
+        (message or error_message)(body, f"upstream answered HTTP {status}"),
         status=status,
         body=body,
         retryable=retryable,
         client_fault=client_fault,
         headers=headers,
     )
+
+
+def http_error(status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> ProviderError:
+    return classified_error(status, body, headers, classify_status)
