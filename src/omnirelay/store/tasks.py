@@ -36,15 +36,21 @@ class TaskStore:
             return dict(row._mapping) if row else None
 
     async def claim_due(self, owner: str, now: float, lease_s: float, limit: int) -> list[dict[str, Any]]:
+        """Active tasks whose next poll is due and whose lease (if any) ran out."""
+        c = t.tasks.c
+        return await self._claim(
+            [c.status.in_(ACTIVE), c.next_poll_at <= now], c.next_poll_at, owner, now, lease_s, limit
+        )
+
+    async def _claim(
+        self, conditions: list[Any], order: Any, owner: str, now: float, lease_s: float, limit: int
+    ) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` unleased rows matching ``conditions`` to ``owner``, in one UPDATE."""
         c = t.tasks.c
         due = (
             select(c.id)
-            .where(
-                c.status.in_(ACTIVE),
-                c.next_poll_at <= now,
-                or_(c.lease_until.is_(None), c.lease_until < now),
-            )
-            .order_by(c.next_poll_at)
+            .where(*conditions, or_(c.lease_until.is_(None), c.lease_until < now))
+            .order_by(order)
             .limit(limit)
         )
         if self._pg:
@@ -104,28 +110,16 @@ class TaskStore:
     async def claim_webhooks(
         self, owner: str, now: float, lease_s: float, limit: int
     ) -> list[dict[str, Any]]:
+        """Finished tasks whose webhook delivery is due."""
         c = t.tasks.c
-        due = (
-            select(c.id)
-            .where(
-                c.webhook_status == "pending",
-                c.webhook_next_at <= now,
-                or_(c.lease_until.is_(None), c.lease_until < now),
-            )
-            .order_by(c.webhook_next_at)
-            .limit(limit)
+        return await self._claim(
+            [c.webhook_status == "pending", c.webhook_next_at <= now],
+            c.webhook_next_at,
+            owner,
+            now,
+            lease_s,
+            limit,
         )
-        if self._pg:
-            due = due.with_for_update(skip_locked=True)
-        stmt = (
-            update(t.tasks)
-            .where(c.id.in_(due.scalar_subquery()))
-            .values(lease_owner=owner, lease_until=now + lease_s)
-            .returning(*t.tasks.c)
-        )
-        async with self.engine.begin() as conn:
-            rows = (await conn.execute(stmt)).fetchall()
-        return [dict(r._mapping) for r in rows]
 
     async def list_for_account(
         self, account_id: int, family: str, limit: int = 50
