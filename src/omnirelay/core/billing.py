@@ -86,17 +86,21 @@ class Billing:
 
     def apply(self, hold: Hold, row: UsageRow) -> None:
         """Release ``hold`` and charge ``row.cost`` to the in-memory account and key."""
-        if not hold.open:
-            raise RuntimeError("hold settled twice")
-        hold.open = False
+        self.release(hold)
         key = hold.key
         account = key.account
-        account.held -= hold.amount
-        key.held -= hold.amount
         key.roll_day(row.cost_date)
         account.balance -= row.cost
         key.current_cost += row.cost
         key.current_date_cost += row.cost
+
+    def release(self, hold: Hold) -> None:
+        """Give ``hold`` back without a charge (the charge, if any, was written elsewhere)."""
+        if not hold.open:
+            raise RuntimeError("hold settled twice")
+        hold.open = False
+        hold.key.account.held -= hold.amount
+        hold.key.held -= hold.amount
 
     def restore(self, key: KeyState, amount: int) -> Hold:
         """Re-take a hold recorded in the database (a durable task's, after a restart): no checks."""

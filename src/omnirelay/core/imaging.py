@@ -191,7 +191,7 @@ class ImageService:
                 _, result = await dispatch(self._router, self._routing, job.spec.id, attempt, attempts)
             except ProviderError as exc:  # pragma: no cover - dispatch converts every ProviderError
                 raise UpstreamError(exc.message) from exc
-            stored = await self._store_all(result.images, public_base)
+            stored = await self.store_results(result.images, public_base)
             if not stored:
                 raise GenerationFailed("The upstream finished without returning an image.")
         except BaseException as exc:
@@ -220,9 +220,6 @@ class ImageService:
 
     async def store_results(self, images: list[GeneratedImage], public_base: str) -> list[StoredImage]:
         """Download or decode each result, check it is an image, and store it under a public URL."""
-        return await self._store_all(images, public_base)
-
-    async def _store_all(self, images: list[GeneratedImage], public_base: str) -> list[StoredImage]:
         files = self._files()
         stored = []
         for image in images:

@@ -8,10 +8,9 @@ SKIP LOCKED, so several gateway processes never claim the same task. A claim is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from omnirelay.store import tables as t
@@ -120,16 +119,3 @@ class TaskStore:
             lease_s,
             limit,
         )
-
-    async def list_for_account(
-        self, account_id: int, family: str, limit: int = 50
-    ) -> Sequence[dict[str, Any]]:
-        c = t.tasks.c
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.tasks)
-                .where(and_(c.account_id == account_id, c.family == family))
-                .order_by(c.created_at.desc())
-                .limit(limit)
-            )
-            return [dict(r._mapping) for r in rows]

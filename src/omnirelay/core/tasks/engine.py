@@ -154,7 +154,7 @@ class TaskEngine:
         try:
             await self._store.insert(values)
         except BaseException:
-            self._billing.apply(held, self._zero_row(held, values))
+            self._billing.release(held)
             raise
         self._holds[str(values["id"])] = held
         self.wake()
@@ -316,13 +316,10 @@ class TaskEngine:
             if done and row is not None:
                 self._billing.apply(hold, row)
             else:
-                self._billing.apply(hold, self._zero_row(hold, {"id": task.id}))
+                self._billing.release(hold)
         self._holds.pop(task.id, None)
         if done and task.webhook_url:
             self.wake()
-
-    def _zero_row(self, hold: Hold, values: dict[str, Any]) -> Any:
-        return self._billing.usage_row(hold, None, None, CallRecord(str(values["id"]), "task", ""))
 
     # --- webhooks -------------------------------------------------------------------------------
 
