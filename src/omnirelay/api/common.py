@@ -55,7 +55,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request, limit: int, *, allow_empty: bool = False) -> Any:
-    raw = await read_body(request, limit)
+    return decode_json(await read_body(request, limit), allow_empty=allow_empty)
+
+
+def decode_json(raw: bytes, *, allow_empty: bool = False) -> Any:
+    """A request body as JSON, or a 400 that says what is wrong with it."""
     if not raw.strip():
         if allow_empty:
             return {}

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from omnirelay.api.chat_engine import ChatCall, run_chat
-from omnirelay.api.common import JSONResponse, client_key, gateway, read_json
+from omnirelay.api.common import JSONResponse, client_key, decode_json, gateway, read_body, read_json
 from omnirelay.api.streaming import EventStreamResponse
 from omnirelay.core.tokens import count_request
 from omnirelay.dialects import registry
@@ -35,13 +35,8 @@ def _passthrough(raw: bytes, body: dict[str, Any], upstream_model: str) -> bytes
 async def messages(request: Request) -> Response | EventStreamResponse:
     gw = gateway(request)
     key = gw.keys.authenticate(client_key(request.headers))
-    limit = gw.settings.max_body_bytes
-    raw_body = await request.body()
-    if len(raw_body) > limit:
-        from omnirelay.errors import PayloadTooLarge
-
-        raise PayloadTooLarge(f"The request body is larger than the {limit} byte limit.")
-    body = _checked_body(await read_json(request, limit))
+    raw_body = await read_body(request, gw.settings.max_body_bytes)
+    body = _checked_body(decode_json(raw_body))
     call = ChatCall(
         dialect="anthropic",
         raw=raw_body,

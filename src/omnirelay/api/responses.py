@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from omnirelay.api.chat_engine import ChatCall, run_chat
-from omnirelay.api.common import client_key, gateway, read_body
+from omnirelay.api.common import client_key, decode_json, gateway, read_body
 from omnirelay.api.streaming import EventStreamResponse
 from omnirelay.errors import InvalidRequest
 
@@ -17,12 +17,7 @@ async def create_response(request: Request) -> Response | EventStreamResponse:
     gw = gateway(request)
     key = gw.keys.authenticate(client_key(request.headers))
     raw = await read_body(request, gw.settings.max_body_bytes)
-    import orjson
-
-    try:
-        body: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"We could not parse the JSON body of your request ({exc.args[0]}).") from None
+    body: Any = decode_json(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")
